@@ -1,0 +1,58 @@
+/* ps/table.h — one server's shard of one embedding table.
+ *
+ * Owns the rows of the keys this server is responsible for: each row holds
+ * its key, two counters used by eviction policies (last step seen, times
+ * seen), `dim` weights and the optimizer's state.  Rows live in fixed-size
+ * chunks (never one giant realloc, so growth never doubles peak memory), and
+ * a common/keymap.h index maps keys to row positions.  The table grows
+ * without a preset vocabulary.  A row is created on its first pull with
+ * values that depend only on (seed, key), uniform in [-init_range,
+ * init_range], so every process and every run with the same seed agrees.
+ *
+ * Not thread-safe: the server gives each thread its own tables (stripes). */
+#ifndef FN_PS_TABLE_H
+#define FN_PS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optimizer.h"
+
+typedef struct ps_table ps_table;
+
+ps_table *ps_table_new(int dim, const ps_opt *opt, uint64_t seed, float init_range);
+void ps_table_destroy(ps_table **t);
+
+int ps_table_dim(const ps_table *t);
+size_t ps_table_rows(const ps_table *t);
+
+/* Resident bytes held (rows, chunks, index). */
+size_t ps_table_bytes(const ps_table *t);
+/* Bytes a row needs: key + weights + optimizer state. */
+size_t ps_table_row_need(const ps_table *t);
+
+/* The weights (dim floats) of key, creating the row if absent; NULL only when
+ * out of memory.  `step` is recorded as the row's last use. */
+float *ps_table_get(ps_table *t, uint64_t key, uint32_t step);
+
+/* The weights of key or NULL if absent (creates nothing). */
+const float *ps_table_find(const ps_table *t, uint64_t key);
+
+/* out[i*dim..] = weights of keys[i], creating rows as needed.
+ * Returns FN_OK or FN_ENOMEM. */
+int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uint32_t step);
+
+/* Applies the optimizer to keys[i] with grads[i*dim..], creating rows as
+ * needed.  Returns FN_OK or FN_ENOMEM. */
+int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *grads, uint32_t step);
+
+/* Sets (or creates) the row of key with weights w and optimizer state
+ * `state` (NULL: fresh state).  Used when loading checkpoints. */
+int ps_table_set(ps_table *t, uint64_t key, const float *w, const float *state);
+
+/* Iteration over all rows in storage order: i from 0 to ps_table_rows()-1.
+ * *w and *state point into the table (state may be NULL if the optimizer
+ * keeps none). */
+void ps_table_row_at(const ps_table *t, size_t i, uint64_t *key, const float **w, const float **state);
+
+#endif
