@@ -26,8 +26,9 @@ typedef struct {
     size_t n, positives;
 } metrics_result;
 
-/* Computes all metrics.  `scratch` must hold n entries of metrics_pair (see
- * metrics_scratch_bytes); p and y are not modified.  y may be given as
+/* Computes all metrics.  `scratch` must hold metrics_scratch_bytes(n) bytes
+ * (reuse it: first touching it costs more than the sort); p and y are not
+ * modified.  y may be given as
  * floats 0/1 (counterfactual or true-probability labels are 0/1 too). */
 void metrics_compute(const float *p, const float *y, size_t n, double base_rate,
                      void *scratch, metrics_result *out);

@@ -122,7 +122,7 @@ size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
 
 /* Encodes m into the codec's buffer: header + payload, LZ4-compressed when
  * try_lz4 is set and that makes the payload smaller.  Keys (if any) must be
- * strictly increasing.  On success *out/*out_len describe the bytes to send
+ * strictly increasing.  On success *out and *out_len describe the bytes to send
  * (valid until the next call on c) and m->wire_bytes is set.
  * Returns FN_OK or FN_EINVAL (unsorted keys, bad sizes) / FN_ENOMEM. */
 int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, size_t *out_len);

@@ -1,0 +1,142 @@
+/* common/config.c — see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flags.h"
+#include "fn_error.h"
+
+#define SYNOPSIS                                                                                   \
+    "train --servers S --model M --format aliccp --train PATH --common FILE\n"                     \
+    "             [--test PATH --test-common FILE] [--epochs N] [--batch B] [--dim D]\n"           \
+    "             [--hidden 200,80] [--seed N] --out RUN_DIR [options]\n"                         \
+    "  (run under mpirun: ranks 0..S-1 are parameter servers, the rest workers)"
+
+int config_parse_train(train_conf *c, int argc, char **argv)
+{
+    memset(c, 0, sizeof *c);
+    c->servers = 1;
+    c->model = "esmm";
+    c->format = "aliccp";
+    c->fields = "aliccp";
+    c->hidden_s = "200,80";
+    c->epochs = 1;
+    c->batch = 1024;
+    c->dim = 16;
+    c->seed = 1;
+    c->emb_opt = "adagrad";
+    c->emb_lr = 0.05;
+    c->dense_lr = 1e-3;
+    c->init_range = 0.05;
+    c->emb_eps = -1;       /* -1: the optimizer's default */
+    c->emb_init_acc = 0;
+    c->emb_beta1 = 0.9;
+    c->emb_beta2 = 0.999;
+    c->emb_l1 = 0;
+    c->emb_l2 = 0;
+    c->log_every = 5;
+    c->bad_lines = "skip";
+    c->timeout = 60;
+    c->bind = "auto";
+    flag_spec specs[] = {
+        {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
+        {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns", "model preset (default esmm)", 0, 0},
+        {"format", FLAG_CHOICE, &c->format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
+        {"train", FLAG_STRING, &c->train, 0, 0, NULL, "training data (Ali-CCP sample skeleton file)", 1, 0},
+        {"common", FLAG_STRING, &c->common, 0, 0, NULL, "common features file of --train (aliccp)", 0, 0},
+        {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training", 0, 0},
+        {"test-common", FLAG_STRING, &c->test_common, 0, 0, NULL, "common features file of --test (aliccp)", 0, 0},
+        {"out", FLAG_STRING, &c->out, 0, 0, NULL, "run directory (config, metrics, model)", 1, 0},
+        {"epochs", FLAG_INT, &c->epochs, 1, 1000, NULL, "passes over the training data (default 1)", 0, 0},
+        {"batch", FLAG_INT, &c->batch, 1, 1 << 20, NULL, "examples per step over all workers (default 1024)", 0, 0},
+        {"dim", FLAG_INT, &c->dim, 1, 1024, NULL, "embedding dimension (default 16)", 0, 0},
+        {"hidden", FLAG_STRING, &c->hidden_s, 0, 0, NULL, "hidden widths of each tower (default 200,80)", 0, 0},
+        {"bottom", FLAG_STRING, &c->bottom_s, 0, 0, NULL, "shared bottom widths for shared-bottom (default: the first --hidden width)", 0, 0},
+        {"seed", FLAG_INT, &c->seed, 0, 2147483647, NULL, "random seed (default 1)", 0, 0},
+        {"fields", FLAG_STRING, &c->fields, 0, 0, NULL, "feature fields: 'aliccp' (its 23 fields) or a comma list", 0, 0},
+        {"emb-optimizer", FLAG_CHOICE, &c->emb_opt, 0, 0, "adagrad|adam|ftrl|sgd", "sparse optimizer on the servers (default adagrad)", 0, 0},
+        {"emb-lr", FLAG_DOUBLE, &c->emb_lr, 1e-9, 100, NULL, "sparse learning rate (default 0.05)", 0, 0},
+        {"emb-eps", FLAG_DOUBLE, &c->emb_eps, 0, 1, NULL, "adagrad/adam epsilon (default 1e-10 / 1e-8)", 0, 0},
+        {"emb-init-acc", FLAG_DOUBLE, &c->emb_init_acc, 0, 100, NULL, "adagrad initial accumulator (default 0)", 0, 0},
+        {"emb-beta1", FLAG_DOUBLE, &c->emb_beta1, 0, 0.999999, NULL, "adam beta1 (default 0.9)", 0, 0},
+        {"emb-beta2", FLAG_DOUBLE, &c->emb_beta2, 0, 0.999999, NULL, "adam beta2 (default 0.999)", 0, 0},
+        {"emb-l1", FLAG_DOUBLE, &c->emb_l1, 0, 100, NULL, "ftrl l1 (default 0)", 0, 0},
+        {"emb-l2", FLAG_DOUBLE, &c->emb_l2, 0, 100, NULL, "l2 on embedding rows (default 0)", 0, 0},
+        {"init-range", FLAG_DOUBLE, &c->init_range, 0, 10, NULL, "new rows uniform in +-this (default 0.05)", 0, 0},
+        {"dense-lr", FLAG_DOUBLE, &c->dense_lr, 1e-9, 100, NULL, "Adam learning rate of the towers (default 1e-3)", 0, 0},
+        {"eval-every", FLAG_INT, &c->eval_every, 0, 1L << 40, NULL, "also evaluate every N steps (default 0: at the end)", 0, 0},
+        {"log-every", FLAG_DOUBLE, &c->log_every, 0.1, 86400, NULL, "seconds between progress lines (default 5)", 0, 0},
+        {"bad-lines", FLAG_CHOICE, &c->bad_lines, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
+        {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 60)", 0, 0},
+        {"no-lz4", FLAG_BOOL, &c->no_lz4, 0, 0, NULL, "do not compress parameter traffic", 0, 0},
+        {"bind", FLAG_STRING, &c->bind, 0, 0, NULL, "address servers bind and advertise (default auto: 127.0.0.1 on one host)", 0, 0},
+        {"no-preds", FLAG_BOOL, &c->no_preds, 0, 0, NULL, "do not write RUN_DIR/test_preds.csv", 0, 0},
+        {"checkpoint-every", FLAG_INT, &c->checkpoint_every, 1, 1L << 40, NULL, "checkpoint every N steps (not in this version)", 0, 0},
+        {"resume", FLAG_BOOL, &c->resume, 0, 0, NULL, "resume from RUN_DIR's newest checkpoint (not in this version)", 0, 0},
+        {"verbose", FLAG_BOOL, &c->verbose, 0, 0, NULL, "debug logging", 0, 0},
+        {0},
+    };
+    int rc = flags_parse(specs, argc, argv);
+    if (rc == FLAGS_HELP) {
+        flags_usage(stdout, SYNOPSIS, specs);
+        return FLAGS_HELP;
+    }
+    if (rc) return rc;
+    if ((c->n_hidden = flags_int_list(c->hidden_s, c->hidden, CONFIG_MAX_LAYERS)) < 0)
+        return fn_fail(FN_EUSAGE, "--hidden must be 1 to %d comma-separated widths in [1, 1000000], got '%s'", CONFIG_MAX_LAYERS, c->hidden_s);
+    if (c->bottom_s && (c->n_bottom = flags_int_list(c->bottom_s, c->bottom, CONFIG_MAX_LAYERS)) < 0)
+        return fn_fail(FN_EUSAGE, "--bottom must be 1 to %d comma-separated widths in [1, 1000000], got '%s'", CONFIG_MAX_LAYERS, c->bottom_s);
+    if (!strcmp(c->format, "aliccp")) {
+        if (!c->common) return fn_fail(FN_EUSAGE, "--common is required with --format aliccp");
+        if (c->test && !c->test_common) return fn_fail(FN_EUSAGE, "--test-common is required with --test and --format aliccp");
+    } else {
+        return fn_fail(FN_EUSAGE, "--format bin is not available in this version (use aliccp)");
+    }
+    if (c->test_common && !c->test) return fn_fail(FN_EUSAGE, "--test-common given without --test");
+    if (c->checkpoint_every || c->resume)
+        return fn_fail(FN_EUSAGE, "--checkpoint-every and --resume are not available in this version");
+    return FN_OK;
+}
+
+static void json_str(FILE *f, const char *key, const char *v, int comma)
+{
+    fprintf(f, "  \"%s\": ", key);
+    if (!v) fputs("null", f);
+    else {
+        fputc('"', f);
+        for (const char *p = v; *p; p++) {
+            if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+            else if ((unsigned char)*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+        fputc('"', f);
+    }
+    fputs(comma ? ",\n" : "\n", f);
+}
+
+int config_write_json(const train_conf *c, const char *path, int n_servers, int n_workers)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return fn_fail(FN_EIO, "%s: cannot write: %s", path, strerror(errno));
+    fputs("{\n", f);
+    json_str(f, "model", c->model, 1);
+    json_str(f, "format", c->format, 1);
+    json_str(f, "train", c->train, 1);
+    json_str(f, "common", c->common, 1);
+    json_str(f, "test", c->test, 1);
+    json_str(f, "test_common", c->test_common, 1);
+    json_str(f, "fields", c->fields, 1);
+    json_str(f, "hidden", c->hidden_s, 1);
+    json_str(f, "bottom", c->bottom_s, 1);
+    json_str(f, "emb_optimizer", c->emb_opt, 1);
+    fprintf(f, "  \"servers\": %d,\n  \"workers\": %d,\n  \"epochs\": %ld,\n  \"batch\": %ld,\n  \"dim\": %ld,\n  \"seed\": %ld,\n",
+            n_servers, n_workers, c->epochs, c->batch, c->dim, c->seed);
+    fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",
+            c->emb_lr, c->emb_init_acc, c->init_range, c->dense_lr, c->eval_every, c->no_lz4 ? "false" : "true");
+    json_str(f, "bad_lines", c->bad_lines, 0);
+    fputs("}\n", f);
+    if (fclose(f)) return fn_fail(FN_EIO, "%s: write failed", path);
+    return FN_OK;
+}

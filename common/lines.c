@@ -1,0 +1,181 @@
+/* common/lines.c — see lines.h. */
+#include "lines.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fn_error.h"
+
+#define LINES_BUF (4u << 20)
+
+struct lines {
+    FILE *f;
+    char *path;
+    uint64_t start, end;      /* partition bounds as given */
+    uint64_t first;           /* offset of the first line start >= start */
+    uint64_t pos;             /* file offset of buf[0] */
+    char *buf;
+    size_t cap, len, at;      /* buffer capacity, bytes in it, next unread */
+    int eof;
+    uint64_t line_off;        /* offset of the next line to return */
+    uint64_t lines_done;      /* lines returned since `first` */
+    uint64_t base;            /* lines before `first`; valid if base_known */
+    int base_known;
+};
+
+static int fill(lines *l)
+{
+    /* keep the unread tail, read more after it */
+    if (l->at > 0) {
+        memmove(l->buf, l->buf + l->at, l->len - l->at);
+        l->pos += l->at;
+        l->len -= l->at;
+        l->at = 0;
+    }
+    if (l->len == l->cap) {
+        if (l->cap >= LINES_MAX_LEN) return fn_fail(FN_ETOOBIG, "%s: line at byte %llu longer than %u bytes", l->path, (unsigned long long)l->pos, LINES_MAX_LEN);
+        size_t cap = l->cap * 2;
+        char *b = realloc(l->buf, cap + 1);
+        if (!b) return fn_fail(FN_ENOMEM, "%s: out of memory for a long line", l->path);
+        l->buf = b;
+        l->cap = cap;
+    }
+    size_t got = fread(l->buf + l->len, 1, l->cap - l->len, l->f);
+    if (got == 0) {
+        if (ferror(l->f)) return fn_fail(FN_EIO, "%s: read error: %s", l->path, strerror(errno));
+        l->eof = 1;
+    }
+    l->len += got;
+    return FN_OK;
+}
+
+static int seek_to(lines *l, uint64_t off)
+{
+    if (fseeko(l->f, (off_t)off, SEEK_SET)) return fn_fail(FN_EIO, "%s: cannot seek: %s", l->path, strerror(errno));
+    l->pos = off;
+    l->len = l->at = 0;
+    l->eof = 0;
+    return FN_OK;
+}
+
+int lines_rewind(lines *l)
+{
+    int rc = seek_to(l, l->first);
+    l->line_off = l->first;
+    l->lines_done = 0;
+    return rc;
+}
+
+int lines_open(lines **out, const char *path, int part, int nparts)
+{
+    *out = NULL;
+    if (nparts < 1 || part < 0 || part >= nparts) return fn_fail(FN_EINVAL, "%s: bad partition %d of %d", path, part, nparts);
+    lines *l = calloc(1, sizeof *l);
+    if (!l) return FN_ENOMEM;
+    l->path = strdup(path);
+    l->cap = LINES_BUF;
+    l->buf = malloc(l->cap + 1);
+    l->f = fopen(path, "rb");
+    if (!l->path || !l->buf || !l->f) {
+        int rc = l->f ? FN_ENOMEM : fn_fail(FN_EIO, "%s: cannot open: %s", path, strerror(errno));
+        lines_close(&l);
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fileno(l->f), &st) || !S_ISREG(st.st_mode)) {
+        lines_close(&l);
+        return fn_fail(FN_EIO, "%s: not a regular file", path);
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    l->start = size * (uint64_t)part / (uint64_t)nparts;
+    l->end = size * (uint64_t)(part + 1) / (uint64_t)nparts;
+    l->first = l->start;
+    if (l->start > 0) {
+        /* our first line is the one after the newline at or after start-1 */
+        int rc = seek_to(l, l->start - 1);
+        for (;;) {
+            if (rc) { lines_close(&l); return rc; }
+            char *nl = l->at < l->len ? memchr(l->buf + l->at, '\n', l->len - l->at) : NULL;
+            if (nl) { l->first = l->pos + (uint64_t)(nl - l->buf) + 1; break; }
+            if (l->eof) { l->first = size; break; }
+            l->at = l->len;
+            rc = fill(l);
+        }
+    }
+    if (l->first > l->end) l->first = l->end;
+    int rc = lines_rewind(l);
+    if (rc) { lines_close(&l); return rc; }
+    *out = l;
+    return FN_OK;
+}
+
+void lines_close(lines **lp)
+{
+    lines *l = *lp;
+    if (!l) return;
+    if (l->f) fclose(l->f);
+    free(l->buf);
+    free(l->path);
+    free(l);
+    *lp = NULL;
+}
+
+int lines_next(lines *l, char **line, size_t *len)
+{
+    if (l->line_off >= l->end) return 0;
+    for (;;) {
+        char *nl = l->at < l->len ? memchr(l->buf + l->at, '\n', l->len - l->at) : NULL;
+        if (nl || (l->eof && l->at < l->len)) {
+            char *s = l->buf + l->at;
+            size_t n = nl ? (size_t)(nl - s) : l->len - l->at;
+            l->at += n + (nl ? 1 : 0);
+            l->line_off = l->pos + l->at;
+            if (n && s[n - 1] == '\r') n--;
+            s[n] = 0; /* buf has one spare byte past cap for a last line without '\n' */
+            *line = s;
+            *len = n;
+            l->lines_done++;
+            return 1;
+        }
+        if (l->eof) return 0;
+        int rc = fill(l);
+        if (rc) return -rc;
+    }
+}
+
+uint64_t lines_lineno(lines *l)
+{
+    if (!l->base_known) {
+        /* count the newlines before our first line, once, with a separate handle */
+        uint64_t count = 0;
+        FILE *f = fopen(l->path, "rb");
+        if (f) {
+            char *b = malloc(1 << 20);
+            uint64_t left = l->first;
+            while (b && left > 0) {
+                size_t want = left < (1u << 20) ? (size_t)left : (1u << 20);
+                size_t got = fread(b, 1, want, f);
+                if (!got) break;
+                for (char *p = b; (p = memchr(p, '\n', (size_t)(b + got - p))); p++) count++;
+                left -= got;
+            }
+            free(b);
+            fclose(f);
+        }
+        l->base = count;
+        l->base_known = 1;
+    }
+    return l->base + l->lines_done;
+}
+
+const char *lines_path(const lines *l) { return l->path; }
+uint64_t lines_part_bytes(const lines *l) { return l->end > l->first ? l->end - l->first : 0; }
+uint64_t lines_consumed(const lines *l)
+{
+    uint64_t c = l->line_off > l->first ? l->line_off - l->first : 0;
+    uint64_t total = lines_part_bytes(l);
+    return c > total ? total : c;
+}

@@ -1,0 +1,265 @@
+/* ps/server.c — see server.h. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "binfile.h"
+#include "fn_error.h"
+#include "log.h"
+#include "table.h"
+#include "wire.h"
+
+struct ps_server {
+    ps_server_conf conf;
+    void *sock;
+    char endpoint[256];
+    ps_table *tables[PS_MAX_TABLES];
+    wire_codec *rx, *tx;
+    float *vals;          /* pull reply scratch */
+    size_t vals_cap;      /* floats */
+    uint32_t step;        /* pushes applied, the tables' clock */
+    uint64_t pulls, pushes, rows_pulled, rows_pushed, bad_requests, bytes_in, bytes_out;
+    int stop;
+};
+
+int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const char **endpoint)
+{
+    *out = NULL;
+    ps_server *s = calloc(1, sizeof *s);
+    if (!s) return FN_ENOMEM;
+    s->conf = *conf;
+    s->rx = wire_codec_new();
+    s->tx = wire_codec_new();
+    s->sock = zmq_socket(ctx, ZMQ_ROUTER);
+    if (!s->rx || !s->tx || !s->sock) { ps_server_destroy(&s); return fn_fail(FN_EZMQ, "server %d: cannot create socket", conf->rank); }
+    int zero = 0, one = 1;
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    char bind[300];
+    snprintf(bind, sizeof bind, "tcp://%s:*", conf->bind_host);
+    if (zmq_bind(s->sock, bind)) {
+        int rc = fn_fail(FN_EZMQ, "server %d: cannot bind %s: %s", conf->rank, bind, zmq_strerror(zmq_errno()));
+        ps_server_destroy(&s);
+        return rc;
+    }
+    char last[256];
+    size_t len = sizeof last;
+    zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, last, &len);
+    const char *port = strrchr(last, ':');
+    snprintf(s->endpoint, sizeof s->endpoint, "tcp://%s%s", conf->advertise_host, port ? port : ":0");
+    *endpoint = s->endpoint;
+    *out = s;
+    return FN_OK;
+}
+
+void ps_server_destroy(ps_server **sp)
+{
+    ps_server *s = *sp;
+    if (!s) return;
+    if (s->sock) zmq_close(s->sock);
+    for (int t = 0; t < PS_MAX_TABLES; t++) ps_table_destroy(&s->tables[t]);
+    wire_codec_destroy(&s->rx);
+    wire_codec_destroy(&s->tx);
+    free(s->vals);
+    free(s);
+    *sp = NULL;
+}
+
+static ps_table *table_of(ps_server *s, uint16_t id, uint16_t dim, int create, int *rc)
+{
+    *rc = FN_OK;
+    if (id >= PS_MAX_TABLES) { *rc = fn_fail(FN_EBADMSG, "table %u out of range (max %d)", id, PS_MAX_TABLES - 1); return NULL; }
+    if (dim != s->conf.dim) { *rc = fn_fail(FN_EBADMSG, "dim %u, this job's tables have dim %d", dim, s->conf.dim); return NULL; }
+    if (!s->tables[id] && create) {
+        /* each table draws its initial rows from its own seed */
+        s->tables[id] = ps_table_new(s->conf.dim, &s->conf.opt, s->conf.seed + 0x1000193u * id, s->conf.init_range);
+        if (!s->tables[id]) *rc = fn_fail(FN_ENOMEM, "out of memory creating table %u", id);
+    }
+    return s->tables[id];
+}
+
+static int reserve_vals(ps_server *s, size_t n)
+{
+    if (n <= s->vals_cap) return FN_OK;
+    size_t cap = s->vals_cap ? s->vals_cap : 4096;
+    while (cap < n) cap *= 2;
+    float *v = realloc(s->vals, cap * sizeof *v);
+    if (!v) return FN_ENOMEM;
+    s->vals = v;
+    s->vals_cap = cap;
+    return FN_OK;
+}
+
+/* Builds the reply to request m in *reply; returns FN_OK or an error whose
+ * message becomes an ERROR_REP. */
+static int handle(ps_server *s, const wire_msg *m, wire_msg *reply)
+{
+    int rc;
+    memset(reply, 0, sizeof *reply);
+    reply->seq = m->seq;
+    switch (m->type) {
+    case WIRE_PULL_REQ: {
+        int readonly = m->code == 1;
+        ps_table *t = table_of(s, m->table, m->dim, !readonly, &rc);
+        if (rc) return rc;
+        size_t need = (size_t)m->n * m->dim;
+        if (reserve_vals(s, need)) return fn_fail(FN_ENOMEM, "out of memory for %u rows", m->n);
+        if (readonly) {
+            for (uint32_t i = 0; i < m->n; i++) {
+                const float *w = t ? ps_table_find(t, m->keys[i]) : NULL;
+                if (w) memcpy(s->vals + (size_t)i * m->dim, w, sizeof(float) * m->dim);
+                else memset(s->vals + (size_t)i * m->dim, 0, sizeof(float) * m->dim);
+            }
+        } else if ((rc = ps_table_pull(t, m->keys, m->n, s->vals, s->step))) {
+            return fn_fail(rc, "out of memory creating rows");
+        }
+        *reply = (wire_msg){.type = WIRE_PULL_REP, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = s->vals};
+        s->pulls++;
+        s->rows_pulled += m->n;
+        return FN_OK;
+    }
+    case WIRE_PUSH_REQ: {
+        ps_table *t = table_of(s, m->table, m->dim, 1, &rc);
+        if (rc) return rc;
+        s->step++;
+        if ((rc = ps_table_push(t, m->keys, m->n, m->values, s->step))) return fn_fail(rc, "out of memory applying a push");
+        *reply = (wire_msg){.type = WIRE_PUSH_REP, .seq = m->seq, .table = m->table, .n = 0, .code = m->n};
+        s->pushes++;
+        s->rows_pushed += m->n;
+        return FN_OK;
+    }
+    case WIRE_CTRL_REQ: {
+        static char text[4096];
+        int status = 0;
+        text[0] = 0;
+        switch (m->code) {
+        case WIRE_CTRL_PING: break;
+        case WIRE_CTRL_STATS: ps_server_stats_json(s, text, sizeof text); break;
+        case WIRE_CTRL_EXPORT:
+            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof text, "export needs a path"); break; }
+            if ((status = ps_server_export(s, m->text))) snprintf(text, sizeof text, "%s", fn_err_msg());
+            break;
+        case WIRE_CTRL_SHUTDOWN: s->stop = 1; break;
+        default: return fn_fail(FN_EBADMSG, "unknown control operation %u", m->code);
+        }
+        *reply = (wire_msg){.type = WIRE_CTRL_REP, .seq = m->seq, .code = (uint32_t)status, .text = text, .text_len = (uint32_t)strlen(text)};
+        return FN_OK;
+    }
+    default:
+        return fn_fail(FN_EBADMSG, "a server does not accept messages of type %u", m->type);
+    }
+}
+
+static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply)
+{
+    const uint8_t *buf;
+    size_t len;
+    int rc = wire_encode(s->tx, reply, s->conf.lz4, &buf, &len);
+    if (rc) return rc;
+    if (zmq_send(s->sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->sock, buf, len, 0) < 0) {
+        /* the peer went away: ROUTER_MANDATORY reports EHOSTUNREACH; not fatal */
+        log_warn("server %d: reply not delivered: %s", s->conf.rank, zmq_strerror(zmq_errno()));
+        return FN_OK;
+    }
+    s->bytes_out += len;
+    return FN_OK;
+}
+
+int ps_server_run(ps_server *s)
+{
+    zmq_msg_t ident, body;
+    zmq_msg_init(&ident);
+    zmq_msg_init(&body);
+    int rc = FN_OK;
+    while (!s->stop) {
+        if (zmq_msg_recv(&ident, s->sock, 0) < 0) {
+            if (zmq_errno() == EINTR) continue;
+            rc = fn_fail(FN_EZMQ, "server %d: receive failed: %s", s->conf.rank, zmq_strerror(zmq_errno()));
+            break;
+        }
+        int more = zmq_msg_more(&ident);
+        if (!more) continue; /* a lone frame is not a request */
+        if (zmq_msg_recv(&body, s->sock, 0) < 0) continue;
+        while (zmq_msg_more(&body)) { /* extra frames: drain and refuse */
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, s->sock, 0);
+            more = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+            if (!more) break;
+        }
+        s->bytes_in += zmq_msg_size(&body);
+        wire_msg m, reply;
+        int drc = wire_decode(s->rx, zmq_msg_data(&body), zmq_msg_size(&body), &m);
+        if (!drc) drc = handle(s, &m, &reply);
+        if (drc) {
+            s->bad_requests++;
+            if (s->bad_requests <= 10) log_warn("server %d: refused a request: %s", s->conf.rank, fn_err_msg());
+            wire_msg hdr = {0};
+            wire_peek_header(zmq_msg_data(&body), zmq_msg_size(&body), &hdr);
+            char why[512];
+            snprintf(why, sizeof why, "%s", fn_err_msg());
+            reply = (wire_msg){.type = WIRE_ERROR_REP, .seq = hdr.seq, .code = (uint32_t)drc, .text = why, .text_len = (uint32_t)strlen(why)};
+        }
+        if ((rc = send_reply(s, &ident, &reply))) break;
+    }
+    zmq_msg_close(&ident);
+    zmq_msg_close(&body);
+    return rc;
+}
+
+int ps_server_export(ps_server *s, const char *path)
+{
+    binfile_w w;
+    int rc = binfile_create(&w, path, PS_EXPORT_MAGIC, PS_EXPORT_VERSION);
+    if (rc) return rc;
+    uint64_t rows = 0;
+    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
+    uint8_t head[12];
+    put_le32(head, (uint32_t)s->conf.dim);
+    put_le64(head + 4, rows);
+    rc = binfile_write(&w, head, sizeof head);
+    size_t rec = 12 + 4 * (size_t)s->conf.dim;
+    uint8_t *buf = malloc(rec);
+    if (!buf) rc = FN_ENOMEM;
+    for (int t = 0; t < PS_MAX_TABLES && !rc; t++) {
+        if (!s->tables[t]) continue;
+        size_t n = ps_table_rows(s->tables[t]);
+        for (size_t i = 0; i < n && !rc; i++) {
+            uint64_t key;
+            const float *wts, *state;
+            ps_table_row_at(s->tables[t], i, &key, &wts, &state);
+            put_le32(buf, (uint32_t)t);
+            put_le64(buf + 4, key);
+            for (int d = 0; d < s->conf.dim; d++) put_f32(buf + 12 + 4 * d, wts[d]);
+            rc = binfile_write(&w, buf, rec);
+        }
+    }
+    free(buf);
+    if (rc) { binfile_abort(&w); return rc; }
+    return binfile_commit(&w);
+}
+
+int ps_server_stats_json(ps_server *s, char *buf, size_t cap)
+{
+    size_t rows = 0, bytes = 0, need = 0;
+    for (int t = 0; t < PS_MAX_TABLES; t++) {
+        if (!s->tables[t]) continue;
+        rows += ps_table_rows(s->tables[t]);
+        bytes += ps_table_bytes(s->tables[t]);
+        need += ps_table_rows(s->tables[t]) * ps_table_row_need(s->tables[t]);
+    }
+    return snprintf(buf, cap,
+                    "{\"rank\":%d,\"rows\":%zu,\"table_bytes\":%zu,\"row_need_bytes\":%zu,\"pulls\":%llu,\"pushes\":%llu,"
+                    "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"bad_requests\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                    s->conf.rank, rows, bytes, need, (unsigned long long)s->pulls, (unsigned long long)s->pushes,
+                    (unsigned long long)s->rows_pulled, (unsigned long long)s->rows_pushed,
+                    (unsigned long long)s->bad_requests, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+}

@@ -1,0 +1,54 @@
+/* ps/server.h — a parameter server: one process's shard of every table.
+ *
+ * The server binds a ZeroMQ ROUTER, and answers pulls, pushes and control
+ * requests from any number of workers, one message at a time in arrival
+ * order (ZeroMQ's fair queueing), so no worker starves another.  A
+ * malformed request gets an ERROR_REP naming the reason and changes
+ * nothing.  Tables are created on first use of a table id; each has the
+ * job's dim, optimizer, seed and initial range.
+ *
+ * Who calls it: launch/main.c on ranks 0..S-1 — ps_server_new() binds (the
+ * endpoint is then shared over MPI), ps_server_run() serves until a
+ * SHUTDOWN control request. */
+#ifndef FN_PS_SERVER_H
+#define FN_PS_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optimizer.h"
+
+#define PS_MAX_TABLES 16
+
+typedef struct {
+    int rank;               /* server index 0..S-1 */
+    const char *bind_host;  /* address to bind, e.g. "127.0.0.1" or "*" */
+    const char *advertise_host; /* address workers connect to */
+    int dim;
+    ps_opt opt;
+    uint64_t seed;
+    float init_range;
+    int lz4;                /* compress replies when it pays */
+} ps_server_conf;
+
+typedef struct ps_server ps_server;
+
+/* Binds; *endpoint (owned by the server) is what workers connect to. */
+int ps_server_new(ps_server **out, void *zmq_ctx, const ps_server_conf *conf, const char **endpoint);
+void ps_server_destroy(ps_server **s);
+
+/* Serves until SHUTDOWN.  Returns FN_OK or a fatal error (socket failure). */
+int ps_server_run(ps_server *s);
+
+/* Writes every row of every table to path (format: ps_export_*). */
+int ps_server_export(ps_server *s, const char *path);
+
+/* JSON object of the server's statistics into buf. */
+int ps_server_stats_json(ps_server *s, char *buf, size_t cap);
+
+/* Exported shard files: magic "FNLE", version 1; body: u32 dim, u64 rows,
+ * then rows of (u32 table, u64 key, dim f32 weights). */
+#define PS_EXPORT_MAGIC 0x454C4E46u
+#define PS_EXPORT_VERSION 1
+
+#endif

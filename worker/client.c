@@ -1,0 +1,228 @@
+/* worker/client.c — see client.h. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "fn_error.h"
+#include "log.h"
+
+struct ps_client {
+    int n;
+    void **sock;
+    char **endpoint;
+    int timeout_ms;
+    int lz4;
+    wire_enc enc;
+    wire_codec *tx, *rx;
+    uint64_t seq;
+    uint64_t *want_seq;      /* per server: seq of the outstanding request, 0 = none */
+    zmq_pollitem_t *items;
+    ps_client_stats stats;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpoints, int timeout_ms, int lz4, wire_enc enc)
+{
+    *out = NULL;
+    ps_client *c = calloc(1, sizeof *c);
+    if (!c) return FN_ENOMEM;
+    c->n = n_servers;
+    c->timeout_ms = timeout_ms;
+    c->lz4 = lz4;
+    c->enc = enc;
+    c->sock = calloc((size_t)n_servers, sizeof *c->sock);
+    c->endpoint = calloc((size_t)n_servers, sizeof *c->endpoint);
+    c->want_seq = calloc((size_t)n_servers, sizeof *c->want_seq);
+    c->items = calloc((size_t)n_servers, sizeof *c->items);
+    c->tx = wire_codec_new();
+    c->rx = wire_codec_new();
+    if (!c->sock || !c->endpoint || !c->want_seq || !c->items || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
+    for (int s = 0; s < n_servers; s++) {
+        c->endpoint[s] = strdup(endpoints[s]);
+        c->sock[s] = zmq_socket(ctx, ZMQ_DEALER);
+        if (!c->sock[s] || !c->endpoint[s]) { ps_client_close(&c); return fn_fail(FN_EZMQ, "cannot create socket: %s", zmq_strerror(zmq_errno())); }
+        int zero = 0, hwm = 0;
+        zmq_setsockopt(c->sock[s], ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(c->sock[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(c->sock[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
+        if (zmq_connect(c->sock[s], endpoints[s])) {
+            int rc = fn_fail(FN_EZMQ, "cannot connect to server %d at %s: %s", s, endpoints[s], zmq_strerror(zmq_errno()));
+            ps_client_close(&c);
+            return rc;
+        }
+        c->items[s].socket = c->sock[s];
+        c->items[s].events = ZMQ_POLLIN;
+    }
+    *out = c;
+    return FN_OK;
+}
+
+void ps_client_close(ps_client **cp)
+{
+    ps_client *c = *cp;
+    if (!c) return;
+    for (int s = 0; s < c->n; s++) {
+        if (c->sock && c->sock[s]) zmq_close(c->sock[s]);
+        if (c->endpoint) free(c->endpoint[s]);
+    }
+    free(c->sock); free(c->endpoint); free(c->want_seq); free(c->items);
+    wire_codec_destroy(&c->tx);
+    wire_codec_destroy(&c->rx);
+    free(c);
+    *cp = NULL;
+}
+
+const ps_client_stats *ps_client_get_stats(const ps_client *c) { return &c->stats; }
+
+static int send_msg(ps_client *c, int s, wire_msg *m)
+{
+    m->seq = ++c->seq;
+    const uint8_t *buf;
+    size_t len;
+    int rc = wire_encode(c->tx, m, c->lz4, &buf, &len);
+    if (rc) return rc;
+    if (zmq_send(c->sock[s], buf, len, 0) < 0)
+        return fn_fail(FN_EZMQ, "send to server %d at %s failed: %s", s, c->endpoint[s], zmq_strerror(zmq_errno()));
+    c->want_seq[s] = m->seq;
+    c->stats.bytes_sent += len;
+    c->stats.requests++;
+    return FN_OK;
+}
+
+/* Receives the reply of every server with an outstanding request, calling
+ * on_reply for each.  The deadline covers the whole round. */
+typedef int (*reply_fn)(ps_client *c, int s, const wire_msg *m, void *ud);
+
+static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, void *ud)
+{
+    long long deadline = now_ms() + c->timeout_ms;
+    int pending = 0, rc = FN_OK;
+    for (int s = 0; s < c->n; s++) pending += c->want_seq[s] != 0;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    while (pending > 0) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            for (int s = 0; s < c->n; s++)
+                if (c->want_seq[s]) {
+                    rc = fn_fail(FN_EPEERLOST, "server %d at %s did not answer within %d s", s, c->endpoint[s], c->timeout_ms / 1000);
+                    break;
+                }
+            break;
+        }
+        for (int s = 0; s < c->n; s++) c->items[s].revents = 0;
+        int ready = zmq_poll(c->items, c->n, left);
+        if (ready < 0) {
+            if (zmq_errno() == EINTR) continue;
+            rc = fn_fail(FN_EZMQ, "poll failed: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        for (int s = 0; s < c->n && !rc; s++) {
+            if (!(c->items[s].revents & ZMQ_POLLIN)) continue;
+            if (zmq_msg_recv(&msg, c->sock[s], ZMQ_DONTWAIT) < 0) continue;
+            c->stats.bytes_received += zmq_msg_size(&msg);
+            wire_msg m;
+            int drc = wire_decode(c->rx, zmq_msg_data(&msg), zmq_msg_size(&msg), &m);
+            if (drc) { rc = fn_fail(drc, "bad reply from server %d at %s: %s", s, c->endpoint[s], fn_err_msg()); break; }
+            if (m.seq != c->want_seq[s]) {
+                log_warn("ignoring a stale reply from server %d (seq %llu, want %llu)", s, (unsigned long long)m.seq, (unsigned long long)c->want_seq[s]);
+                continue;
+            }
+            c->want_seq[s] = 0;
+            pending--;
+            if (m.type == WIRE_ERROR_REP) {
+                rc = fn_fail(m.code ? (int)m.code : FN_EBADMSG, "server %d at %s refused the request: %s", s, c->endpoint[s], m.text ? m.text : "");
+                break;
+            }
+            if (m.type != want_type) { rc = fn_fail(FN_EBADMSG, "server %d sent a reply of type %d, want %d", s, m.type, want_type); break; }
+            rc = on_reply(c, s, &m, ud);
+        }
+        if (rc) break;
+    }
+    zmq_msg_close(&msg);
+    if (rc) /* a failed round leaves nothing outstanding we still wait for */
+        for (int s = 0; s < c->n; s++) c->want_seq[s] = 0;
+    return rc;
+}
+
+static int on_pull_reply(ps_client *c, int s, const wire_msg *m, void *ud)
+{
+    (void)c;
+    embed_table *e = ud;
+    uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
+    if (m->n != n || m->dim != e->dim || !m->values)
+        return fn_fail(FN_EBADMSG, "server %d answered %u rows of dim %u, want %u of dim %d", s, m->n, m->dim, n, e->dim);
+    const int D = e->dim;
+    for (uint32_t j = 0; j < n; j++)
+        memcpy(e->rows + (size_t)e->srv[a + j].pos * D, m->values + (size_t)j * D, sizeof(float) * (size_t)D);
+    return FN_OK;
+}
+
+int ps_client_pull(ps_client *c, embed_table *e, int readonly)
+{
+    for (int s = 0; s < c->n; s++) {
+        uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
+        if (!n) continue;
+        wire_msg m = {.type = WIRE_PULL_REQ, .table = (uint16_t)e->table, .dim = (uint16_t)e->dim, .n = n,
+                      .code = readonly ? 1u : 0u, .keys = e->srv_keys + a};
+        int rc = send_msg(c, s, &m);
+        if (rc) return rc;
+    }
+    return await_replies(c, WIRE_PULL_REP, on_pull_reply, e);
+}
+
+static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)
+{
+    (void)c;
+    embed_table *e = ud;
+    uint32_t n = e->srv_off[s + 1] - e->srv_off[s];
+    if (m->code != n) return fn_fail(FN_EBADMSG, "server %d applied %u rows, want %u", s, m->code, n);
+    return FN_OK;
+}
+
+int ps_client_push(ps_client *c, embed_table *e)
+{
+    const int D = e->dim;
+    for (size_t j = 0; j < e->n_uniq; j++)
+        memcpy(e->scratch + j * D, e->grads + (size_t)e->srv[j].pos * D, sizeof(float) * (size_t)D);
+    for (int s = 0; s < c->n; s++) {
+        uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
+        if (!n) continue;
+        wire_msg m = {.type = WIRE_PUSH_REQ, .enc = (uint8_t)c->enc, .table = (uint16_t)e->table, .dim = (uint16_t)D,
+                      .n = n, .keys = e->srv_keys + a, .values = e->scratch + (size_t)a * D};
+        int rc = send_msg(c, s, &m);
+        if (rc) return rc;
+    }
+    return await_replies(c, WIRE_PUSH_REP, on_push_reply, e);
+}
+
+typedef struct { char *reply; size_t cap; } ctrl_ud;
+
+static int on_ctrl_reply(ps_client *c, int s, const wire_msg *m, void *ud)
+{
+    (void)c;
+    ctrl_ud *u = ud;
+    if (u->reply && u->cap) snprintf(u->reply, u->cap, "%.*s", (int)m->text_len, m->text ? m->text : "");
+    if (m->code) return fn_fail(FN_EIO, "server %d: %.*s", s, (int)m->text_len, m->text ? m->text : "");
+    return FN_OK;
+}
+
+int ps_client_ctrl(ps_client *c, int server, int op, const char *arg, char *reply, size_t cap)
+{
+    wire_msg m = {.type = WIRE_CTRL_REQ, .code = (uint32_t)op, .text = arg, .text_len = arg ? (uint32_t)strlen(arg) : 0};
+    int rc = send_msg(c, server, &m);
+    if (rc) return rc;
+    ctrl_ud u = {reply, cap};
+    return await_replies(c, WIRE_CTRL_REP, on_ctrl_reply, &u);
+}

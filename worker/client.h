@@ -1,0 +1,44 @@
+/* worker/client.h — a worker's connections to the parameter servers.
+ *
+ * One ZeroMQ DEALER per server (the servers run ROUTERs).  A pull or push
+ * of one table is a round: one request to every server that owns keys of
+ * the batch, all sent before any reply is awaited, so the servers work in
+ * parallel.  Every round has a deadline: a server that does not answer in
+ * time is reported by rank and endpoint (FN_EPEERLOST), never waited on
+ * forever.  Replies are checked (type, sequence number, sizes). */
+#ifndef FN_CLIENT_H
+#define FN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embed.h"
+#include "wire.h"
+
+typedef struct ps_client ps_client;
+
+typedef struct {
+    uint64_t bytes_sent, bytes_received;
+    uint64_t requests;
+} ps_client_stats;
+
+/* endpoints[s] is server s's ZeroMQ endpoint.  timeout_ms: deadline of a
+ * round.  lz4: try compressing payloads; enc: value encoding of pushes. */
+int ps_client_open(ps_client **out, void *zmq_ctx, int n_servers, char *const *endpoints,
+                   int timeout_ms, int lz4, wire_enc enc);
+void ps_client_close(ps_client **c);
+
+/* Fills e->rows for e's unique keys.  readonly: missing keys read as zeros
+ * and are not created (evaluation, prediction). */
+int ps_client_pull(ps_client *c, embed_table *e, int readonly);
+
+/* Pushes e->grads for e's unique keys. */
+int ps_client_push(ps_client *c, embed_table *e);
+
+/* A control request to one server; the reply text (NUL-terminated, cut to
+ * cap) goes to reply if not NULL. */
+int ps_client_ctrl(ps_client *c, int server, int op, const char *arg, char *reply, size_t cap);
+
+const ps_client_stats *ps_client_get_stats(const ps_client *c);
+
+#endif

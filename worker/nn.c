@@ -1,0 +1,50 @@
+/* worker/nn.c — see nn.h. */
+#include "nn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* <cblas.h> brings <complex.h>, whose `I` macro is why the widths are Ni/No. */
+void nn_dense_forward(float *out, const float *in, const float *W, const float *b, int B, int Ni, int No)
+{
+    for (int i = 0; i < B; i++) memcpy(out + (long)i * No, b, sizeof(float) * (size_t)No);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, No, Ni, 1.0f, in, Ni, W, Ni, 1.0f, out, No);
+}
+
+void nn_dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                       const float *W, int B, int Ni, int No)
+{
+    /* dW[No,Ni] += dout[B,No]ᵀ · in[B,Ni] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, No, Ni, B, 1.0f, dout, No, in, Ni, 1.0f, dW, Ni);
+    for (int i = 0; i < B; i++) {
+        const float *d = dout + (long)i * No;
+        for (int o = 0; o < No; o++) db[o] += d[o];
+    }
+    if (din) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, Ni, No, 1.0f, dout, No, W, Ni, 0.0f, din, Ni);
+}
+
+void nn_relu_forward(float *x, long n)
+{
+    for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+}
+
+void nn_relu_backward(float *dx, const float *y, long n)
+{
+    for (long i = 0; i < n; i++) dx[i] = y[i] > 0 ? dx[i] : 0;
+}
+
+void nn_adam_step(nn_adam *a, float *restrict w, const float *restrict g, float *restrict m,
+                  float *restrict v, long n)
+{
+    a->t++;
+    const float b1 = a->beta1, b2 = a->beta2;
+    const float c1 = 1.0f / (1.0f - powf(b1, (float)a->t));
+    const float c2 = 1.0f / (1.0f - powf(b2, (float)a->t));
+    const float lr = a->lr, eps = a->eps;
+    for (long i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        w[i] -= lr * (m[i] * c1) / (sqrtf(v[i] * c2) + eps);
+    }
+}

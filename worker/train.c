@@ -1,0 +1,448 @@
+/* worker/train.c — the worker role of `funnel train`; see train.h. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "aliccp.h"
+#include "batch.h"
+#include "client.h"
+#include "embed.h"
+#include "fn_error.h"
+#include "log.h"
+#include "metrics.h"
+#include "model.h"
+#include "modelfile.h"
+#include "nn.h"
+#include "predio.h"
+#include "schema.h"
+#include "wire.h"
+
+/* extras appended to the dense gradients in the per-step allreduce */
+enum { X_N, X_LOSS, X_CNT = X_LOSS + TASK_COUNT, X_CLK = X_CNT + TASK_COUNT, X_BUY, X_COUNT };
+
+typedef struct {
+    const train_conf *c;
+    MPI_Comm comm;
+    int rank, size, n_servers;
+    fn_schema schema;
+    model m;
+    model_ws ws;
+    float *grads;          /* n_params + X_COUNT: the allreduce buffer */
+    float *adam_m, *adam_v;
+    nn_adam adam;
+    embed_table emb[MODEL_MAX_TABLES];
+    void *zctx;
+    ps_client *client;
+    fn_batch batch;
+    int bw;                /* this worker's share of a step's batch */
+    long step;
+    double n_imp, n_clk, n_buy;   /* training examples seen (all workers), for base rates */
+    double t_start;
+    aliccp_common *test_common;
+    FILE *metrics;
+    char path[4096];
+} trainer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fail_job(const char *what, int rc)
+{
+    log_error("%s: %s (%s)", what, fn_err_msg(), fn_strerror(rc));
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* Pulls, pools: after it, ws.x holds the batch's tower input. */
+static int lookup(trainer *t, const fn_batch *b, int readonly)
+{
+    for (int k = 0; k < t->m.n_tables; k++) {
+        int rc = embed_prepare(&t->emb[k], b);
+        if (!rc) rc = ps_client_pull(t->client, &t->emb[k], readonly);
+        if (rc) return rc;
+        embed_pool(&t->emb[k], b, t->ws.x[k]);
+    }
+    return FN_OK;
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+typedef struct {
+    size_t n, cap;
+    float *p[TASK_COUNT], *click, *buy;
+    uint64_t *id;
+} pred_buf;
+
+static int pred_push(pred_buf *pb, const fn_batch *b, const model_ws *ws)
+{
+    if (pb->n + (size_t)b->n > pb->cap) {
+        size_t cap = pb->cap ? pb->cap * 2 : 65536;
+        while (cap < pb->n + (size_t)b->n) cap *= 2;
+        for (int k = 0; k < TASK_COUNT; k++) {
+            float *q = realloc(pb->p[k], cap * sizeof(float));
+            if (!q) return FN_ENOMEM;
+            pb->p[k] = q;
+        }
+        float *q = realloc(pb->click, cap * sizeof(float));
+        if (!q) return FN_ENOMEM;
+        pb->click = q;
+        q = realloc(pb->buy, cap * sizeof(float));
+        if (!q) return FN_ENOMEM;
+        pb->buy = q;
+        uint64_t *id = realloc(pb->id, cap * sizeof(uint64_t));
+        if (!id) return FN_ENOMEM;
+        pb->id = id;
+        pb->cap = cap;
+    }
+    for (int k = 0; k < TASK_COUNT; k++) memcpy(pb->p[k] + pb->n, ws->p[k], sizeof(float) * (size_t)b->n);
+    memcpy(pb->click + pb->n, b->click, sizeof(float) * (size_t)b->n);
+    memcpy(pb->buy + pb->n, b->buy, sizeof(float) * (size_t)b->n);
+    memcpy(pb->id + pb->n, b->sample_id, sizeof(uint64_t) * (size_t)b->n);
+    pb->n += (size_t)b->n;
+    return FN_OK;
+}
+
+static void pred_free(pred_buf *pb)
+{
+    for (int k = 0; k < TASK_COUNT; k++) free(pb->p[k]);
+    free(pb->click); free(pb->buy); free(pb->id);
+    memset(pb, 0, sizeof *pb);
+}
+
+/* Gathers every worker's pred_buf onto the lead worker, in rank order
+ * (= file order, since partitions are consecutive byte ranges). */
+static int pred_gather(trainer *t, const pred_buf *mine, pred_buf *all)
+{
+    int n = (int)mine->n, *counts = NULL, *displs = NULL;
+    if (t->rank == 0) {
+        counts = calloc((size_t)t->size, sizeof *counts);
+        displs = calloc((size_t)t->size, sizeof *displs);
+        if (!counts || !displs) return FN_ENOMEM;
+    }
+    MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, t->comm);
+    memset(all, 0, sizeof *all);
+    if (t->rank == 0) {
+        size_t total = 0;
+        for (int r = 0; r < t->size; r++) { displs[r] = (int)total; total += (size_t)counts[r]; }
+        all->n = all->cap = total;
+        for (int k = 0; k < TASK_COUNT; k++) all->p[k] = malloc((total + 1) * sizeof(float));
+        all->click = malloc((total + 1) * sizeof(float));
+        all->buy = malloc((total + 1) * sizeof(float));
+        all->id = malloc((total + 1) * sizeof(uint64_t));
+        /* (allocation failure is caught below by a NULL check before use) */
+    }
+    for (int k = 0; k < TASK_COUNT; k++)
+        MPI_Gatherv(mine->p[k], n, MPI_FLOAT, all->p[k], counts, displs, MPI_FLOAT, 0, t->comm);
+    MPI_Gatherv(mine->click, n, MPI_FLOAT, all->click, counts, displs, MPI_FLOAT, 0, t->comm);
+    MPI_Gatherv(mine->buy, n, MPI_FLOAT, all->buy, counts, displs, MPI_FLOAT, 0, t->comm);
+    MPI_Gatherv(mine->id, n, MPI_UINT64_T, all->id, counts, displs, MPI_UINT64_T, 0, t->comm);
+    free(counts);
+    free(displs);
+    if (t->rank == 0 && (!all->p[0] || !all->p[1] || !all->p[2] || !all->click || !all->buy || !all->id)) return FN_ENOMEM;
+    return FN_OK;
+}
+
+static const char *task_name[TASK_COUNT] = {"ctr", "cvr", "ctcvr"};
+
+/* Metrics of every task the model predicts, as JSON members into f. */
+static int task_metrics(trainer *t, const pred_buf *all, FILE *f, metrics_result out[TASK_COUNT])
+{
+    size_t n = all->n;
+    void *scratch = malloc(metrics_scratch_bytes(n) + 64);
+    float *pc = malloc((n + 1) * sizeof(float)), *yc = malloc((n + 1) * sizeof(float));
+    float *y_ctcvr = malloc((n + 1) * sizeof(float));
+    if (!scratch || !pc || !yc || !y_ctcvr) { free(scratch); free(pc); free(yc); free(y_ctcvr); return FN_ENOMEM; }
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        y_ctcvr[i] = all->click[i] * all->buy[i];
+        if (all->click[i] > 0) { pc[nc] = all->p[TASK_CVR][i]; yc[nc] = all->buy[i]; nc++; }
+    }
+    double base[TASK_COUNT] = {t->n_clk / fmax(t->n_imp, 1), t->n_buy / fmax(t->n_clk, 1), t->n_buy / fmax(t->n_imp, 1)};
+    for (int k = 0; k < TASK_COUNT; k++) {
+        if (!model_predicts(&t->m, k)) continue;
+        if (k == TASK_CTR) metrics_compute(all->p[k], all->click, n, base[k], scratch, &out[k]);
+        else if (k == TASK_CVR) metrics_compute(pc, yc, nc, base[k], scratch, &out[k]);
+        else metrics_compute(all->p[k], y_ctcvr, n, base[k], scratch, &out[k]);
+        char js[1024];
+        metrics_json(&out[k], js, sizeof js);
+        fprintf(f, ",\"%s\":%s", task_name[k], js);
+    }
+    free(scratch); free(pc); free(yc); free(y_ctcvr);
+    return FN_OK;
+}
+
+static int evaluate(trainer *t, long epoch, double train_seconds, double train_rate, int final)
+{
+    const train_conf *c = t->c;
+    aliccp_reader *r;
+    int rc = aliccp_reader_open(&r, c->test, t->test_common, &t->schema, t->rank, t->size, !strcmp(c->bad_lines, "stop"));
+    if (rc) return rc;
+    pred_buf mine = {0}, all = {0};
+    double t0 = now_s();
+    for (;;) {
+        if ((rc = aliccp_reader_next(r, &t->batch, t->ws.cap))) break;
+        if (t->batch.n == 0) break;
+        if ((rc = lookup(t, &t->batch, 1))) break;
+        model_forward(&t->m, &t->ws, t->batch.n);
+        if ((rc = pred_push(&mine, &t->batch, &t->ws))) break;
+    }
+    unsigned long long bad = aliccp_reader_stats(r)->bad_lines, bad_all = 0;
+    aliccp_reader_close(&r);
+    if (rc) { pred_free(&mine); return rc; }
+    MPI_Reduce(&bad, &bad_all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0, t->comm);
+    rc = pred_gather(t, &mine, &all);
+    pred_free(&mine);
+    if (!rc && t->rank == 0) {
+        char *line = NULL;
+        size_t line_len = 0;
+        FILE *f = open_memstream(&line, &line_len);
+        metrics_result res[TASK_COUNT];
+        memset(res, 0, sizeof res);
+        fprintf(f, "{\"model\":\"%s\",\"step\":%ld,\"epoch\":%ld,\"final\":%s,\"train_examples\":%.0f,\"train_seconds\":%.3f,"
+                   "\"train_examples_per_sec\":%.1f,\"test_examples\":%zu,\"test_bad_lines\":%llu,\"eval_seconds\":%.3f",
+                c->model, t->step, epoch, final ? "true" : "false", t->n_imp, train_seconds, train_rate, all.n, bad_all, 0.0);
+        rc = task_metrics(t, &all, f, res);
+        /* server statistics: rows held, bytes, traffic */
+        fprintf(f, ",\"servers\":[");
+        for (int s = 0; s < t->n_servers; s++) {
+            char js[4096];
+            if (ps_client_ctrl(t->client, s, WIRE_CTRL_STATS, NULL, js, sizeof js)) snprintf(js, sizeof js, "null");
+            fprintf(f, "%s%s", s ? "," : "", js);
+        }
+        fprintf(f, "]}\n");
+        fclose(f);
+        /* the eval time is known only now: patch it in */
+        char *et = strstr(line, "\"eval_seconds\":0.000");
+        char tmp[32];
+        if (et) {
+            snprintf(tmp, sizeof tmp, "%.3f", now_s() - t0);
+            size_t fixed = strlen("\"eval_seconds\":");
+            /* rebuild the line with the measured value */
+            char *nl = NULL;
+            size_t nl_len = 0;
+            FILE *g = open_memstream(&nl, &nl_len);
+            fwrite(line, 1, (size_t)(et - line) + fixed, g);
+            fputs(tmp, g);
+            fputs(et + fixed + 5, g);
+            fclose(g);
+            free(line);
+            line = nl;
+        }
+        fputs(line, t->metrics);
+        fflush(t->metrics);
+        for (int k = 0; k < TASK_COUNT; k++)
+            if (model_predicts(&t->m, k))
+                log_info("eval step %ld %-5s auc %.4f  prauc %.4f  logloss %.5f  rce %6.2f%%  calibration %.3f  (n=%zu)",
+                         t->step, task_name[k], res[k].auc, res[k].prauc, res[k].logloss, res[k].rce, res[k].calibration, res[k].n);
+        free(line);
+        if (!rc && final && !c->no_preds) {
+            snprintf(t->path, sizeof t->path, "%s/test_preds.csv", c->out);
+            const float *p[TASK_COUNT] = {model_predicts(&t->m, 0) ? all.p[0] : NULL, model_predicts(&t->m, 1) ? all.p[1] : NULL,
+                                          model_predicts(&t->m, 2) ? all.p[2] : NULL};
+            rc = predio_write(t->path, all.id, p, all.n);
+        }
+    }
+    pred_free(&all);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, t->comm);
+    return rc;
+}
+
+/* ---- training ------------------------------------------------------------ */
+
+static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints)
+{
+    memset(t, 0, sizeof *t);
+    t->c = c;
+    t->comm = comm;
+    t->n_servers = n_servers;
+    MPI_Comm_rank(comm, &t->rank);
+    MPI_Comm_size(comm, &t->size);
+    int rc = schema_parse(&t->schema, c->fields);
+    if (rc) return rc;
+    model_spec spec;
+    memset(&spec, 0, sizeof spec);
+    if ((rc = model_preset(&spec, c->model))) return rc;
+    spec.n_fields = t->schema.n;
+    spec.dim = (int)c->dim;
+    spec.n_hidden = c->n_hidden;
+    memcpy(spec.hidden, c->hidden, sizeof spec.hidden);
+    if (spec.share == SHARE_BOTTOM) {
+        if (c->n_bottom) {
+            spec.n_bottom = c->n_bottom;
+            memcpy(spec.bottom, c->bottom, sizeof spec.bottom);
+        } else if (c->n_hidden >= 2) { /* same depth as the towers of the other presets */
+            spec.n_bottom = 1;
+            spec.bottom[0] = c->hidden[0];
+            spec.n_hidden = c->n_hidden - 1;
+            memmove(spec.hidden, c->hidden + 1, sizeof(int) * (size_t)spec.n_hidden);
+        } else {
+            spec.n_bottom = 1;
+            spec.bottom[0] = c->hidden[0];
+        }
+    }
+    if ((rc = model_init(&t->m, &spec))) return rc;
+    model_init_params(&t->m, (uint64_t)c->seed);
+    /* one replica's parameters for all: identical by construction, broadcast to be sure */
+    MPI_Bcast(t->m.params, (int)t->m.n_params, MPI_FLOAT, 0, comm);
+    t->bw = (int)((c->batch + t->size - 1) / t->size);
+    if ((rc = model_ws_init(&t->ws, &t->m, t->bw > 1024 ? t->bw : 1024))) return rc;
+    t->grads = calloc((size_t)t->m.n_params + X_COUNT, sizeof(float));
+    t->adam_m = calloc((size_t)t->m.n_params, sizeof(float));
+    t->adam_v = calloc((size_t)t->m.n_params, sizeof(float));
+    if (!t->grads || !t->adam_m || !t->adam_v) return FN_ENOMEM;
+    t->adam = (nn_adam){.lr = (float)c->dense_lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .t = 0};
+    for (int k = 0; k < t->m.n_tables; k++)
+        if ((rc = embed_init(&t->emb[k], (uint32_t)k, n_servers, (int)c->dim, t->schema.n))) return rc;
+    if ((rc = batch_init(&t->batch, t->ws.cap, (size_t)t->ws.cap * 64))) return rc;
+    t->zctx = zmq_ctx_new();
+    if (!t->zctx) return fn_fail(FN_EZMQ, "cannot create a ZeroMQ context");
+    return ps_client_open(&t->client, t->zctx, n_servers, endpoints, (int)c->timeout * 1000, !c->no_lz4, WIRE_F32);
+}
+
+static void teardown(trainer *t)
+{
+    ps_client_close(&t->client);
+    if (t->zctx) zmq_ctx_term(t->zctx);
+    for (int k = 0; k < MODEL_MAX_TABLES; k++) embed_free(&t->emb[k]);
+    batch_free(&t->batch);
+    model_ws_free(&t->ws);
+    model_free(&t->m);
+    free(t->grads); free(t->adam_m); free(t->adam_v);
+    aliccp_common_destroy(&t->test_common);
+    if (t->metrics) fclose(t->metrics);
+}
+
+static void fmt_duration(double s, char *buf, size_t cap)
+{
+    long x = (long)(s + 0.5);
+    if (x >= 3600) snprintf(buf, cap, "%ldh%02ldm", x / 3600, (x / 60) % 60);
+    else if (x >= 60) snprintf(buf, cap, "%ldm%02lds", x / 60, x % 60);
+    else snprintf(buf, cap, "%lds", x);
+}
+
+int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints)
+{
+    trainer t;
+    int rc = setup(&t, c, comm, n_servers, endpoints);
+    if (rc) fail_job("worker setup", rc);
+    int stop_on_bad = !strcmp(c->bad_lines, "stop");
+
+    aliccp_common *train_common = NULL;
+    double t_load = now_s();
+    if ((rc = aliccp_common_load(&train_common, c->common, &t.schema, stop_on_bad))) fail_job("loading common features", rc);
+    if (c->test && (rc = aliccp_common_load(&t.test_common, c->test_common, &t.schema, stop_on_bad))) fail_job("loading test common features", rc);
+    if (t.rank == 0) {
+        log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
+                 c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
+        log_info("common features: %zu entries loaded in %.1f s", aliccp_common_count(train_common), now_s() - t_load);
+        snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
+        t.metrics = fopen(t.path, "a");
+        if (!t.metrics) { fn_fail(FN_EIO, "%s: cannot open: %s", t.path, strerror(errno)); fail_job("metrics file", FN_EIO); }
+    }
+    aliccp_reader *r;
+    if ((rc = aliccp_reader_open(&r, c->train, train_common, &t.schema, t.rank, t.size, stop_on_bad))) fail_job("opening training data", rc);
+
+    const float scale = 1.0f / (float)t.size; /* each worker's mean loss is 1/W of the step's */
+    const long np = t.m.n_params;
+    double t0 = now_s(), t_log = t0, train_time = 0;
+    double win_loss[TASK_COUNT] = {0}, win_cnt[TASK_COUNT] = {0}, win_n = 0;
+    long epoch;
+    for (epoch = 0; epoch < c->epochs; epoch++) {
+        if (epoch > 0 && (rc = aliccp_reader_rewind(r))) fail_job("rewinding training data", rc);
+        for (;;) {
+            if ((rc = aliccp_reader_next(r, &t.batch, t.bw))) fail_job("reading training data", rc);
+            const fn_batch *b = &t.batch;
+            memset(t.grads, 0, sizeof(float) * (size_t)(np + X_COUNT));
+            if (b->n > 0) {
+                if ((rc = lookup(&t, b, 0))) fail_job("pull", rc);
+                model_forward(&t.m, &t.ws, b->n);
+                double loss[TASK_COUNT];
+                int cnt[TASK_COUNT];
+                model_backward(&t.m, &t.ws, b->n, b->click, b->buy, scale, t.grads, loss, cnt);
+                for (int k = 0; k < t.m.n_tables; k++) {
+                    embed_backward(&t.emb[k], b, t.ws.dx[k], 1.0f);
+                    if ((rc = ps_client_push(t.client, &t.emb[k]))) fail_job("push", rc);
+                }
+                float *x = t.grads + np;
+                x[X_N] = (float)b->n;
+                for (int k = 0; k < TASK_COUNT; k++) { x[X_LOSS + k] = (float)(loss[k] * cnt[k]); x[X_CNT + k] = (float)cnt[k]; }
+                for (int i = 0; i < b->n; i++) { x[X_CLK] += b->click[i]; x[X_BUY] += b->buy[i]; }
+            }
+            /* after this, every worker's pushes of the step are applied */
+            MPI_Allreduce(MPI_IN_PLACE, t.grads, (int)(np + X_COUNT), MPI_FLOAT, MPI_SUM, comm);
+            const float *x = t.grads + np;
+            if (x[X_N] == 0) break;
+            nn_adam_step(&t.adam, t.m.params, t.grads, t.adam_m, t.adam_v, np);
+            t.step++;
+            if (epoch == 0) { t.n_imp += x[X_N]; t.n_clk += x[X_CLK]; t.n_buy += x[X_BUY]; }
+            win_n += x[X_N];
+            for (int k = 0; k < TASK_COUNT; k++) { win_loss[k] += x[X_LOSS + k]; win_cnt[k] += x[X_CNT + k]; }
+            double now = now_s();
+            if (t.rank == 0 && now - t_log >= c->log_every) {
+                double done = (epoch + aliccp_reader_progress(r)) / (double)c->epochs;
+                char eta[32], msg[256];
+                fmt_duration(done > 0 ? (now - t0) * (1 - done) / done : 0, eta, sizeof eta);
+                int at = 0;
+                for (int k = 0; k < TASK_COUNT; k++)
+                    if (model_predicts(&t.m, k))
+                        at += snprintf(msg + at, sizeof msg - (size_t)at, " %s %.5f", task_name[k], win_cnt[k] > 0 ? win_loss[k] / win_cnt[k] : 0.0);
+                log_info("step %ld | epoch %ld | %.0f ex/s | loss%s | %.0f%% | ETA %s", t.step, epoch + 1,
+                         win_n / (now - t_log), msg, 100 * done, eta);
+                t_log = now;
+                win_n = 0;
+                memset(win_loss, 0, sizeof win_loss);
+                memset(win_cnt, 0, sizeof win_cnt);
+            }
+            if (c->eval_every && c->test && t.step % c->eval_every == 0) {
+                double paused = now_s();
+                if ((rc = evaluate(&t, epoch + 1, paused - t0 - 0, 0, 0))) fail_job("evaluation", rc);
+                t0 += now_s() - paused; /* evaluation time is not training time */
+            }
+        }
+    }
+    train_time = now_s() - t0;
+    double rate = t.n_imp * (double)c->epochs / fmax(train_time, 1e-9);
+    /* reading problems, summed over workers */
+    const aliccp_stats *st = aliccp_reader_stats(r);
+    unsigned long long loc[3] = {st->bad_lines, st->unknown_items, st->missing_common}, tot[3];
+    MPI_Allreduce(loc, tot, 3, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
+    if (t.rank == 0) {
+        log_info("trained %ld steps, %.0f examples x %ld epoch(s) in %.1f s: %.0f examples/s", t.step, t.n_imp, c->epochs, train_time, rate);
+        if (tot[0]) log_warn("%s: %llu malformed line(s) skipped (%llu with an unknown md5); see the warnings above for where", c->train, tot[0], tot[2]);
+        if (tot[1]) log_info("%s: %llu feature item(s) of fields outside --fields ignored", c->train, tot[1]);
+    }
+    if (c->test && (rc = evaluate(&t, epoch, train_time, rate, 1))) fail_job("evaluation", rc);
+    if (!c->test && t.rank == 0) {
+        fprintf(t.metrics, "{\"model\":\"%s\",\"step\":%ld,\"epoch\":%ld,\"final\":true,\"train_examples\":%.0f,\"train_seconds\":%.3f,\"train_examples_per_sec\":%.1f,\"train_bad_lines\":%llu}\n",
+                c->model, t.step, epoch, t.n_imp, train_time, rate, tot[0]);
+    }
+    /* export: servers write their rows, the lead worker the dense part */
+    if (t.rank == 0) {
+        snprintf(t.path, sizeof t.path, "%s/model", c->out);
+        if (mkdir(t.path, 0755) && errno != EEXIST) { fn_fail(FN_EIO, "%s: cannot create: %s", t.path, strerror(errno)); fail_job("export", FN_EIO); }
+        for (int s = 0; s < n_servers; s++) {
+            char p[4200], reply[512];
+            snprintf(p, sizeof p, "%s/model/emb-%d.bin", c->out, s);
+            if ((rc = ps_client_ctrl(t.client, s, WIRE_CTRL_EXPORT, p, reply, sizeof reply))) fail_job("export", rc);
+        }
+        snprintf(t.path, sizeof t.path, "%s/model/dense.bin", c->out);
+        if ((rc = modelfile_save_dense(t.path, &t.m, &t.schema))) fail_job("export", rc);
+        log_info("model exported to %s/model", c->out);
+        for (int s = 0; s < n_servers; s++)
+            if ((rc = ps_client_ctrl(t.client, s, WIRE_CTRL_SHUTDOWN, NULL, NULL, 0))) log_warn("server %d: %s", s, fn_err_msg());
+    }
+    aliccp_reader_close(&r);
+    aliccp_common_destroy(&train_common);
+    teardown(&t);
+    return FN_OK;
+}
