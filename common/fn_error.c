@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char err_buf[512];
 
@@ -15,10 +16,14 @@ const char *fn_strerror(int code)
 
 int fn_fail(int code, const char *fmt, ...)
 {
+    /* format into a copy first: callers may pass fn_err_msg() as an argument
+     * to wrap the previous reason with more context */
+    char tmp[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(err_buf, tmp, sizeof err_buf);
     return code;
 }
 
