@@ -48,6 +48,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"common", FLAG_STRING, &c->common, 0, 0, NULL, "common features file of --train (aliccp)", 0, 0},
         {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training", 0, 0},
         {"test-common", FLAG_STRING, &c->test_common, 0, 0, NULL, "common features file of --test (aliccp)", 0, 0},
+        {"test-truth", FLAG_STRING, &c->test_truth, 0, 0, NULL, "known truth of --test (sample_id,pctr,pcvr,conv; default: truth_X.csv beside sample_skeleton_X.csv if present)", 0, 0},
         {"out", FLAG_STRING, &c->out, 0, 0, NULL, "run directory (config, metrics, model)", 1, 0},
         {"epochs", FLAG_INT, &c->epochs, 1, 1000, NULL, "passes over the training data (default 1)", 0, 0},
         {"batch", FLAG_INT, &c->batch, 1, 1 << 20, NULL, "examples per step over all workers (default 1024)", 0, 0},
@@ -94,6 +95,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     } else {
         return fn_fail(FN_EUSAGE, "--format bin is not available in this version (use aliccp)");
     }
+    if (c->test_truth && !c->test) return fn_fail(FN_EUSAGE, "--test-truth given without --test");
     if (c->test_common && !c->test) return fn_fail(FN_EUSAGE, "--test-common given without --test");
     if (c->checkpoint_every || c->resume)
         return fn_fail(FN_EUSAGE, "--checkpoint-every and --resume are not available in this version");

@@ -15,7 +15,7 @@ typedef struct {
     long servers;
     const char *model;
     const char *format;
-    const char *train, *common, *test, *test_common;
+    const char *train, *common, *test, *test_common, *test_truth;
     const char *out;
     const char *fields;
     const char *hidden_s, *bottom_s;

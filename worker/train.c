@@ -22,6 +22,7 @@
 #include "nn.h"
 #include "predio.h"
 #include "schema.h"
+#include "truth.h"
 #include "wire.h"
 
 /* extras appended to the dense gradients in the per-step allreduce */
@@ -46,6 +47,8 @@ typedef struct {
     double n_imp, n_clk, n_buy;   /* training examples seen (all workers), for base rates */
     double t_start;
     aliccp_common *test_common;
+    fn_truth truth;        /* lead worker: the test set's known truth, if any */
+    int have_truth;
     FILE *metrics;
     char path[4096];
 } trainer;
@@ -181,6 +184,56 @@ static int task_metrics(trainer *t, const pred_buf *all, FILE *f, metrics_result
     return FN_OK;
 }
 
+/* With a synthetic world's truth: CVR over the entire space (against the
+ * counterfactual conversion of every impression) and the metrics the true
+ * probabilities reach (the ceiling). */
+static int truth_metrics(trainer *t, const pred_buf *all, FILE *f)
+{
+    size_t n = all->n, missing = 0, nc = 0;
+    float *tp = malloc((n + 1) * sizeof(float)), *tv = malloc((n + 1) * sizeof(float)), *cv = malloc((n + 1) * sizeof(float));
+    float *a = malloc((n + 1) * sizeof(float)), *b = malloc((n + 1) * sizeof(float));
+    void *scratch = malloc(metrics_scratch_bytes(n) + 64);
+    if (!tp || !tv || !cv || !a || !b || !scratch) { free(tp); free(tv); free(cv); free(a); free(b); free(scratch); return FN_ENOMEM; }
+    for (size_t i = 0; i < n; i++) {
+        long j = truth_find(&t->truth, all->id[i]);
+        if (j < 0) { missing++; continue; }
+        tp[i] = t->truth.pctr[j];
+        tv[i] = t->truth.pcvr[j];
+        cv[i] = t->truth.conv[j];
+    }
+    if (missing) {
+        log_warn("truth: %zu test impressions have no row in the truth file; entire-space metrics skipped", missing);
+    } else {
+        double base_ctr = t->n_clk / fmax(t->n_imp, 1), base_cvr = t->n_buy / fmax(t->n_clk, 1), base_ctcvr = t->n_buy / fmax(t->n_imp, 1);
+        metrics_result r;
+        char js[1024];
+        if (model_predicts(&t->m, TASK_CVR)) {
+            metrics_compute(all->p[TASK_CVR], cv, n, base_cvr, scratch, &r);
+            metrics_json(&r, js, sizeof js);
+            fprintf(f, ",\"cvr_entire\":%s", js);
+            log_info("eval step %ld cvr over the entire space: auc %.4f  rce %6.2f%%  calibration %.3f", t->step, r.auc, r.rce, r.calibration);
+        }
+        fprintf(f, ",\"truth\":{");
+        metrics_compute(tp, all->click, n, base_ctr, scratch, &r);
+        metrics_json(&r, js, sizeof js);
+        fprintf(f, "\"ctr\":%s", js);
+        for (size_t i = 0; i < n; i++)
+            if (all->click[i] > 0) { a[nc] = tv[i]; b[nc] = all->buy[i]; nc++; }
+        metrics_compute(a, b, nc, base_cvr, scratch, &r);
+        metrics_json(&r, js, sizeof js);
+        fprintf(f, ",\"cvr\":%s", js);
+        metrics_compute(tv, cv, n, base_cvr, scratch, &r);
+        metrics_json(&r, js, sizeof js);
+        fprintf(f, ",\"cvr_entire\":%s", js);
+        for (size_t i = 0; i < n; i++) { a[i] = tp[i] * tv[i]; b[i] = all->click[i] * all->buy[i]; }
+        metrics_compute(a, b, n, base_ctcvr, scratch, &r);
+        metrics_json(&r, js, sizeof js);
+        fprintf(f, ",\"ctcvr\":%s}", js);
+    }
+    free(tp); free(tv); free(cv); free(a); free(b); free(scratch);
+    return FN_OK;
+}
+
 static int evaluate(trainer *t, long epoch, double train_seconds, double train_rate, int final)
 {
     const train_conf *c = t->c;
@@ -212,6 +265,7 @@ static int evaluate(trainer *t, long epoch, double train_seconds, double train_r
                    "\"train_examples_per_sec\":%.1f,\"test_examples\":%zu,\"test_bad_lines\":%llu,\"eval_seconds\":%.3f",
                 c->model, t->step, epoch, final ? "true" : "false", t->n_imp, train_seconds, train_rate, all.n, bad_all, 0.0);
         rc = task_metrics(t, &all, f, res);
+        if (!rc && t->have_truth) rc = truth_metrics(t, &all, f);
         /* server statistics: rows held, bytes, traffic */
         fprintf(f, ",\"servers\":[");
         for (int s = 0; s < t->n_servers; s++) {
@@ -319,6 +373,7 @@ static void teardown(trainer *t)
     model_free(&t->m);
     free(t->grads); free(t->adam_m); free(t->adam_v);
     aliccp_common_destroy(&t->test_common);
+    if (t->have_truth) truth_free(&t->truth);
     if (t->metrics) fclose(t->metrics);
 }
 
@@ -348,6 +403,13 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
         snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
         t.metrics = fopen(t.path, "a");
         if (!t.metrics) { fn_fail(FN_EIO, "%s: cannot open: %s", t.path, strerror(errno)); fail_job("metrics file", FN_EIO); }
+        char tb[4200];
+        const char *tpath = c->test_truth ? c->test_truth : c->test ? truth_beside(c->test, tb, sizeof tb) : NULL;
+        if (tpath && c->test) {
+            if ((rc = truth_load(&t.truth, tpath))) fail_job("loading the test truth", rc);
+            t.have_truth = 1;
+            log_info("truth of the test set: %s (%zu impressions): entire-space metrics on", tpath, t.truth.n);
+        }
     }
     aliccp_reader *r;
     if ((rc = aliccp_reader_open(&r, c->train, train_common, &t.schema, t.rank, t.size, stop_on_bad))) fail_job("opening training data", rc);

@@ -31,7 +31,7 @@ job() {
 
 # metric RUN TASK KEY: a number from the last line of RUN/metrics.jsonl
 metric() {
-  tail -n 1 "$1/metrics.jsonl" | grep -o "\"$2\":{[^}]*}" | grep -o "\"$3\":[^,}]*" | cut -d: -f2
+  tail -n 1 "$1/metrics.jsonl" | grep -o "\"$2\":{[^}]*}" | head -1 | grep -o "\"$3\":[^,}]*" | cut -d: -f2
 }
 
 # top-level number of the last metrics line
