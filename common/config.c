@@ -27,6 +27,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     c->dim = 16;
     c->seed = 1;
     c->emb_opt = "adagrad";
+    c->w_ctr = c->w_cvr = c->w_ctcvr = -1;
     c->emb_lr = 0.05;
     c->dense_lr = 1e-3;
     c->init_range = 0.05;
@@ -56,6 +57,10 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"hidden", FLAG_STRING, &c->hidden_s, 0, 0, NULL, "hidden widths of each tower (default 200,80)", 0, 0},
         {"bottom", FLAG_STRING, &c->bottom_s, 0, 0, NULL, "shared bottom widths for shared-bottom (default: the first --hidden width)", 0, 0},
         {"seed", FLAG_INT, &c->seed, 0, 2147483647, NULL, "random seed (default 1)", 0, 0},
+        {"share", FLAG_CHOICE, &c->share, 0, 0, "nothing|emb|bottom", "override what the towers share (default: the preset's)", 0, 0},
+        {"w-ctr", FLAG_DOUBLE, &c->w_ctr, 0, 1000, NULL, "override the CTR loss weight (0 switches it off)", 0, 0},
+        {"w-cvr", FLAG_DOUBLE, &c->w_cvr, 0, 1000, NULL, "override the conditional CVR loss weight (clicked impressions)", 0, 0},
+        {"w-ctcvr", FLAG_DOUBLE, &c->w_ctcvr, 0, 1000, NULL, "override the CTCVR loss weight (entire space)", 0, 0},
         {"fields", FLAG_STRING, &c->fields, 0, 0, NULL, "feature fields: 'aliccp' (its 23 fields) or a comma list", 0, 0},
         {"emb-optimizer", FLAG_CHOICE, &c->emb_opt, 0, 0, "adagrad|adam|ftrl|sgd", "sparse optimizer on the servers (default adagrad)", 0, 0},
         {"emb-lr", FLAG_DOUBLE, &c->emb_lr, 1e-9, 100, NULL, "sparse learning rate (default 0.05)", 0, 0},
@@ -133,6 +138,8 @@ int config_write_json(const train_conf *c, const char *path, int n_servers, int 
     json_str(f, "hidden", c->hidden_s, 1);
     json_str(f, "bottom", c->bottom_s, 1);
     json_str(f, "emb_optimizer", c->emb_opt, 1);
+    json_str(f, "share", c->share, 1);
+    fprintf(f, "  \"w_ctr\": %g,\n  \"w_cvr\": %g,\n  \"w_ctcvr\": %g,\n", c->w_ctr, c->w_cvr, c->w_ctcvr);
     fprintf(f, "  \"servers\": %d,\n  \"workers\": %d,\n  \"epochs\": %ld,\n  \"batch\": %ld,\n  \"dim\": %ld,\n  \"seed\": %ld,\n",
             n_servers, n_workers, c->epochs, c->batch, c->dim, c->seed);
     fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",

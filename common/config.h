@@ -24,6 +24,8 @@ typedef struct {
     long epochs, batch, dim, seed;
     long checkpoint_every;
     int resume;
+    const char *share;                 /* NULL: the preset's */
+    double w_ctr, w_cvr, w_ctcvr;      /* < 0: the preset's */
     const char *emb_opt;
     double emb_lr, dense_lr, init_range;
     double emb_eps, emb_init_acc, emb_beta1, emb_beta2, emb_l1, emb_l2;

@@ -326,6 +326,12 @@ static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, 
     model_spec spec;
     memset(&spec, 0, sizeof spec);
     if ((rc = model_preset(&spec, c->model))) return rc;
+    /* the axes, one flag each, over the preset */
+    if (c->share) spec.share = !strcmp(c->share, "nothing") ? SHARE_NOTHING : !strcmp(c->share, "emb") ? SHARE_EMB : SHARE_BOTTOM;
+    if (c->w_ctr >= 0) spec.w_ctr = (float)c->w_ctr;
+    if (c->w_cvr >= 0) spec.w_cvr = (float)c->w_cvr;
+    if (c->w_ctcvr >= 0) spec.w_ctcvr = (float)c->w_ctcvr;
+    if (spec.w_ctr == 0 && spec.w_cvr == 0 && spec.w_ctcvr == 0) return fn_fail(FN_EUSAGE, "every loss weight is 0: nothing to train");
     spec.n_fields = t->schema.n;
     spec.dim = (int)c->dim;
     spec.n_hidden = c->n_hidden;
