@@ -76,6 +76,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"log-every", FLAG_DOUBLE, &c->log_every, 0.1, 86400, NULL, "seconds between progress lines (default 5)", 0, 0},
         {"bad-lines", FLAG_CHOICE, &c->bad_lines, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
         {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 60)", 0, 0},
+        {"insecure", FLAG_BOOL, &c->insecure, 0, 0, NULL, "plain TCP: no CURVE authentication and encryption of parameter traffic", 0, 0},
         {"no-lz4", FLAG_BOOL, &c->no_lz4, 0, 0, NULL, "do not compress parameter traffic", 0, 0},
         {"bind", FLAG_STRING, &c->bind, 0, 0, NULL, "address servers bind and advertise (default auto: 127.0.0.1 on one host)", 0, 0},
         {"no-preds", FLAG_BOOL, &c->no_preds, 0, 0, NULL, "do not write RUN_DIR/test_preds.csv", 0, 0},
@@ -144,6 +145,7 @@ int config_write_json(const train_conf *c, const char *path, int n_servers, int 
             n_servers, n_workers, c->epochs, c->batch, c->dim, c->seed);
     fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",
             c->emb_lr, c->emb_init_acc, c->init_range, c->dense_lr, c->eval_every, c->no_lz4 ? "false" : "true");
+    fprintf(f, "  \"secure\": %s,\n", c->insecure ? "false" : "true");
     json_str(f, "bad_lines", c->bad_lines, 0);
     fputs("}\n", f);
     if (fclose(f)) return fn_fail(FN_EIO, "%s: write failed", path);

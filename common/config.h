@@ -34,6 +34,7 @@ typedef struct {
     const char *bad_lines;
     long timeout;
     int no_lz4;
+    int insecure;
     const char *bind;
     int no_preds;
     int verbose;

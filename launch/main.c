@@ -22,6 +22,7 @@
 #include "fn_error.h"
 #include "log.h"
 #include "optimizer.h"
+#include "secure.h"
 #include "server.h"
 #include "train.h"
 
@@ -119,15 +120,29 @@ static int train_main(int argc, char **argv)
         advertise = one_host ? "127.0.0.1" : me;
     }
 
+    /* the job's keys: made by rank 0, handed out over MPI, never written anywhere */
+    secure_keys keys;
+    memset(&keys, 0, sizeof keys);
+    if (rank == 0 && !c.insecure && (rc = secure_make_keys(&keys))) log_error("%s", fn_err_msg());
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc) { MPI_Finalize(); return 1; }
+    MPI_Bcast(&keys, (int)sizeof keys, MPI_BYTE, 0, MPI_COMM_WORLD);
+
     MPI_Comm role_comm;
     MPI_Comm_split(MPI_COMM_WORLD, is_server, rank, &role_comm);
     void *zctx = NULL;
     ps_server *srv = NULL;
+    secure_zap *zap = NULL;
     char endpoint[ENDPOINT_BYTES] = {0};
     if (is_server) {
         zctx = zmq_ctx_new();
+        if ((rc = secure_zap_start(&zap, zctx, &keys))) {
+            log_error("%s", fn_err_msg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
         ps_server_conf sc = {.rank = rank, .bind_host = bind, .advertise_host = advertise, .dim = (int)c.dim,
-                             .opt = server_opt(&c), .seed = (uint64_t)c.seed, .init_range = (float)c.init_range, .lz4 = !c.no_lz4};
+                             .opt = server_opt(&c), .seed = (uint64_t)c.seed, .init_range = (float)c.init_range, .lz4 = !c.no_lz4,
+                             .keys = &keys, .zap = zap};
         const char *ep;
         if ((rc = ps_server_new(&srv, zctx, &sc, &ep))) {
             log_error("%s", fn_err_msg());
@@ -143,13 +158,15 @@ static int train_main(int argc, char **argv)
     if (is_server) {
         if ((rc = ps_server_run(srv))) log_error("%s", fn_err_msg());
         ps_server_destroy(&srv);
-        zmq_ctx_term(zctx);
+        zmq_ctx_term(zctx); /* ends the ZAP handler too */
+        secure_zap_join(&zap);
     } else {
         char **eps = malloc(sizeof(char *) * (size_t)S);
         for (int s = 0; s < S; s++) eps[s] = all + (size_t)s * ENDPOINT_BYTES;
-        rc = train_worker(&c, role_comm, S, eps);
+        rc = train_worker(&c, role_comm, S, eps, &keys);
         free(eps);
     }
+    memset(&keys, 0, sizeof keys);
     free(all);
     free(hosts);
     MPI_Comm_free(&role_comm);

@@ -41,6 +41,11 @@ int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const 
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (conf->keys && secure_server_socket(s->sock, conf->keys)) {
+        int rc = fn_fail(FN_EZMQ, "server %d: %s", conf->rank, fn_err_msg());
+        ps_server_destroy(&s);
+        return rc;
+    }
     char bind[300];
     snprintf(bind, sizeof bind, "tcp://%s:*", conf->bind_host);
     if (zmq_bind(s->sock, bind)) {
@@ -258,8 +263,8 @@ int ps_server_stats_json(ps_server *s, char *buf, size_t cap)
     }
     return snprintf(buf, cap,
                     "{\"rank\":%d,\"rows\":%zu,\"table_bytes\":%zu,\"row_need_bytes\":%zu,\"pulls\":%llu,\"pushes\":%llu,"
-                    "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"bad_requests\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                    "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"bad_requests\":%llu,\"refused_connections\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
                     s->conf.rank, rows, bytes, need, (unsigned long long)s->pulls, (unsigned long long)s->pushes,
                     (unsigned long long)s->rows_pulled, (unsigned long long)s->rows_pushed,
-                    (unsigned long long)s->bad_requests, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+                    (unsigned long long)s->bad_requests, (unsigned long long)secure_zap_denied(s->conf.zap), (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
 }

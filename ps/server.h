@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "optimizer.h"
+#include "secure.h"
 
 #define PS_MAX_TABLES 16
 
@@ -29,6 +30,8 @@ typedef struct {
     uint64_t seed;
     float init_range;
     int lz4;                /* compress replies when it pays */
+    const secure_keys *keys; /* CURVE keys (keys->enabled 0: plain TCP) */
+    const secure_zap *zap;   /* the context's ZAP handler, for statistics (may be NULL) */
 } ps_server_conf;
 
 typedef struct ps_server ps_server;

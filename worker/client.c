@@ -32,7 +32,8 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpoints, int timeout_ms, int lz4, wire_enc enc)
+int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpoints, int timeout_ms, int lz4, wire_enc enc,
+                   const secure_keys *keys)
 {
     *out = NULL;
     ps_client *c = calloc(1, sizeof *c);
@@ -56,6 +57,11 @@ int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpo
         zmq_setsockopt(c->sock[s], ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(c->sock[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->sock[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
+        if (keys && secure_client_socket(c->sock[s], keys)) {
+            int rc = fn_fail(FN_EZMQ, "server %d: %s", s, fn_err_msg());
+            ps_client_close(&c);
+            return rc;
+        }
         if (zmq_connect(c->sock[s], endpoints[s])) {
             int rc = fn_fail(FN_EZMQ, "cannot connect to server %d at %s: %s", s, endpoints[s], zmq_strerror(zmq_errno()));
             ps_client_close(&c);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "embed.h"
+#include "secure.h"
 #include "wire.h"
 
 typedef struct ps_client ps_client;
@@ -25,7 +26,7 @@ typedef struct {
 /* endpoints[s] is server s's ZeroMQ endpoint.  timeout_ms: deadline of a
  * round.  lz4: try compressing payloads; enc: value encoding of pushes. */
 int ps_client_open(ps_client **out, void *zmq_ctx, int n_servers, char *const *endpoints,
-                   int timeout_ms, int lz4, wire_enc enc);
+                   int timeout_ms, int lz4, wire_enc enc, const secure_keys *keys);
 void ps_client_close(ps_client **c);
 
 /* Fills e->rows for e's unique keys.  readonly: missing keys read as zeros

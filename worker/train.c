@@ -313,7 +313,7 @@ static int evaluate(trainer *t, long epoch, double train_seconds, double train_r
 
 /* ---- training ------------------------------------------------------------ */
 
-static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints)
+static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints, const secure_keys *keys)
 {
     memset(t, 0, sizeof *t);
     t->c = c;
@@ -366,7 +366,7 @@ static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, 
     if ((rc = batch_init(&t->batch, t->ws.cap, (size_t)t->ws.cap * 64))) return rc;
     t->zctx = zmq_ctx_new();
     if (!t->zctx) return fn_fail(FN_EZMQ, "cannot create a ZeroMQ context");
-    return ps_client_open(&t->client, t->zctx, n_servers, endpoints, (int)c->timeout * 1000, !c->no_lz4, WIRE_F32);
+    return ps_client_open(&t->client, t->zctx, n_servers, endpoints, (int)c->timeout * 1000, !c->no_lz4, WIRE_F32, keys);
 }
 
 static void teardown(trainer *t)
@@ -391,10 +391,10 @@ static void fmt_duration(double s, char *buf, size_t cap)
     else snprintf(buf, cap, "%lds", x);
 }
 
-int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints)
+int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints, const secure_keys *keys)
 {
     trainer t;
-    int rc = setup(&t, c, comm, n_servers, endpoints);
+    int rc = setup(&t, c, comm, n_servers, endpoints, keys);
     if (rc) fail_job("worker setup", rc);
     int stop_on_bad = !strcmp(c->bad_lines, "stop");
 

@@ -14,11 +14,12 @@
 #include <mpi.h>
 
 #include "config.h"
+#include "secure.h"
 
 /* workers: the communicator of the workers only (rank 0 = the lead worker,
  * which writes RUN_DIR files).  endpoints: the servers'. Returns FN_OK or an
  * error (already logged with its reason). */
-int train_worker(const train_conf *c, MPI_Comm workers, int n_servers, char *const *endpoints);
+int train_worker(const train_conf *c, MPI_Comm workers, int n_servers, char *const *endpoints, const secure_keys *keys);
 
 /* `funnel predict` (argv[0] = "predict"): returns the exit code. */
 int predict_main(int argc, char **argv);
