@@ -264,6 +264,8 @@ void aliccp_reader_close(aliccp_reader **rp)
 }
 
 int aliccp_reader_rewind(aliccp_reader *r) { return lines_rewind(r->l); }
+void aliccp_reader_tell(const aliccp_reader *r, uint64_t pos[2]) { lines_tell(r->l, &pos[0], &pos[1]); }
+int aliccp_reader_seek(aliccp_reader *r, const uint64_t pos[2]) { return lines_seek(r->l, pos[0], pos[1]); }
 const aliccp_stats *aliccp_reader_stats(const aliccp_reader *r) { return &r->stats; }
 uint64_t aliccp_reader_bytes(const aliccp_reader *r) { return lines_part_bytes(r->l); }
 
@@ -337,10 +339,11 @@ int aliccp_reader_next(aliccp_reader *r, fn_batch *b, int max)
         if (rc) {
             r->stats.bad_lines++;
             uint64_t ln = lines_lineno(r->l);
-            if (r->stop_on_bad)
-                return fn_fail(FN_EPARSE, "%s:%llu: malformed line: %s", lines_path(r->l), (unsigned long long)ln, fn_err_msg());
+            /* a copy: fn_fail must not format its own buffer into itself */
             char why[256];
             snprintf(why, sizeof why, "%s", fn_err_msg());
+            if (r->stop_on_bad)
+                return fn_fail(FN_EPARSE, "%s:%llu: malformed line: %s", lines_path(r->l), (unsigned long long)ln, why);
             report_bad(lines_path(r->l), ln, r->stats.bad_lines, why);
             continue;
         }

@@ -55,6 +55,9 @@ int aliccp_reader_next(aliccp_reader *r, fn_batch *b, int max);
 
 /* Back to the start of the partition (next epoch). */
 int aliccp_reader_rewind(aliccp_reader *r);
+/* Resume points (see lines_tell / lines_seek). */
+void aliccp_reader_tell(const aliccp_reader *r, uint64_t pos[2]);
+int aliccp_reader_seek(aliccp_reader *r, const uint64_t pos[2]);
 
 const aliccp_stats *aliccp_reader_stats(const aliccp_reader *r);
 /* Fraction of the partition's bytes consumed, in [0, 1]. */

@@ -43,7 +43,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     c->bind = "auto";
     flag_spec specs[] = {
         {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
-        {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns", "model preset (default esmm)", 0, 0},
+        {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr", "model preset (default esmm)", 0, 0},
         {"format", FLAG_CHOICE, &c->format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
         {"train", FLAG_STRING, &c->train, 0, 0, NULL, "training data (Ali-CCP sample skeleton file)", 1, 0},
         {"common", FLAG_STRING, &c->common, 0, 0, NULL, "common features file of --train (aliccp)", 0, 0},

@@ -146,6 +146,23 @@ int lines_next(lines *l, char **line, size_t *len)
     }
 }
 
+void lines_tell(const lines *l, uint64_t *offset, uint64_t *done)
+{
+    *offset = l->line_off;
+    *done = l->lines_done;
+}
+
+int lines_seek(lines *l, uint64_t offset, uint64_t done)
+{
+    if (offset < l->first || offset > l->end)
+        return fn_fail(FN_EINVAL, "%s: position %llu outside this partition [%llu, %llu]", l->path,
+                       (unsigned long long)offset, (unsigned long long)l->first, (unsigned long long)l->end);
+    int rc = seek_to(l, offset);
+    l->line_off = offset;
+    l->lines_done = done;
+    return rc;
+}
+
 uint64_t lines_lineno(lines *l)
 {
     if (!l->base_known) {

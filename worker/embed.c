@@ -53,8 +53,12 @@ static int grow(embed_table *e, size_t nf)
         e->set_val = malloc(e->set_cap * sizeof *e->set_val);
         e->set_gen = calloc(e->set_cap, sizeof *e->set_gen);
         e->gen = 0;
-        if (!e->uniq || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->set_key || !e->set_val || !e->set_gen)
+        if (!e->uniq || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->set_key || !e->set_val || !e->set_gen) {
+            /* claim no capacity, so that the next call allocates again
+             * instead of writing through the NULL buffers */
+            e->cap_entries = e->cap_uniq = 0;
             return FN_ENOMEM;
+        }
     }
     return FN_OK;
 }

@@ -1,6 +1,7 @@
 /* worker/modelfile.c — see modelfile.h. */
 #include "modelfile.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,11 +10,15 @@
 
 #define NAME_BYTES 32
 
+/* Header bytes: version 1 ends with the bottom widths; version 2 adds the
+ * expert structure and the counterfactual regulariser. */
+#define HEAD_V1 (NAME_BYTES + 4 * 4 + 4 * 2 + 4 + 4 * MODEL_MAX_LAYERS + 4 + 4 * MODEL_MAX_LAYERS)
+#define HEAD_V2 (HEAD_V1 + 4 * 4 + 4 * 2)
+
 int modelfile_save_dense(const char *path, const model *m, const fn_schema *schema)
 {
     const model_spec *s = &m->spec;
-    size_t head = NAME_BYTES + 4 * 4 + 4 * 2 + 4 + 4 * MODEL_MAX_LAYERS + 4 + 4 * MODEL_MAX_LAYERS;
-    size_t total = head + (size_t)schema->n * NAME_BYTES + 8 + 4 * (size_t)m->n_params;
+    size_t total = HEAD_V2 + (size_t)schema->n * NAME_BYTES + 8 + 4 * (size_t)m->n_params;
     uint8_t *buf = calloc(1, total), *p = buf;
     if (!buf) return FN_ENOMEM;
     memcpy(p, s->preset, strnlen(s->preset, NAME_BYTES - 1)); p += NAME_BYTES;
@@ -27,6 +32,12 @@ int modelfile_save_dense(const char *path, const model *m, const fn_schema *sche
     for (int i = 0; i < MODEL_MAX_LAYERS; i++, p += 4) put_le32(p, i < s->n_hidden ? (uint32_t)s->hidden[i] : 0);
     put_le32(p, (uint32_t)s->n_bottom); p += 4;
     for (int i = 0; i < MODEL_MAX_LAYERS; i++, p += 4) put_le32(p, i < s->n_bottom ? (uint32_t)s->bottom[i] : 0);
+    put_le32(p, (uint32_t)s->n_experts); p += 4;
+    put_le32(p, (uint32_t)s->n_task_experts); p += 4;
+    put_le32(p, (uint32_t)s->n_levels); p += 4;
+    put_le32(p, (uint32_t)s->cf); p += 4;
+    put_f32(p, s->w_cf); p += 4;
+    put_f32(p, s->ipw_clip); p += 4;
     for (int f = 0; f < schema->n; f++, p += NAME_BYTES) memcpy(p, schema->names[f], strlen(schema->names[f]));
     put_le64(p, (uint64_t)m->n_params); p += 8;
     for (long i = 0; i < m->n_params; i++, p += 4) put_f32(p, m->params[i]);
@@ -60,10 +71,27 @@ int modelfile_load_dense(const char *path, model *m, fn_schema *schema)
     for (int i = 0; i < MODEL_MAX_LAYERS; i++) s.hidden[i] = (int)binfile_u32(&r);
     s.n_bottom = (int)binfile_u32(&r);
     for (int i = 0; i < MODEL_MAX_LAYERS; i++) s.bottom[i] = (int)binfile_u32(&r);
+    /* version 1 predates experts and the regulariser: its presets had neither */
+    s.n_levels = 1;
+    s.cf = CF_NONE;
+    s.w_cf = 1.0f;
+    s.ipw_clip = 0.05f;
+    if (version >= 2) {
+        s.n_experts = (int)binfile_u32(&r);
+        s.n_task_experts = (int)binfile_u32(&r);
+        s.n_levels = (int)binfile_u32(&r);
+        s.cf = (model_cf)binfile_u32(&r);
+        s.w_cf = binfile_f32(&r);
+        s.ipw_clip = binfile_f32(&r);
+    }
     rc = FN_OK;
     if (r.bad || s.share > SHARE_BOTTOM || s.n_fields < 1 || s.n_fields > SCHEMA_MAX_FIELDS || s.dim < 1 || s.dim > 4096 ||
         s.n_hidden < 0 || s.n_hidden > MODEL_MAX_LAYERS || s.n_bottom < 0 || s.n_bottom > MODEL_MAX_LAYERS)
         rc = fn_fail(FN_EPARSE, "%s: model header out of range", path);
+    else if (s.n_experts < 0 || s.n_experts > MODEL_MAX_EXPERTS || s.n_task_experts < 0 || s.n_task_experts > MODEL_MAX_EXPERTS ||
+             s.n_levels < 1 || s.n_levels > MODEL_MAX_LEVELS || (unsigned)s.cf > (unsigned)CF_DR || !isfinite(s.w_cf) || s.w_cf < 0 ||
+             !(s.ipw_clip > 0 && s.ipw_clip <= 1))
+        rc = fn_fail(FN_EPARSE, "%s: expert or regulariser fields out of range", path);
     for (int i = 0; !rc && i < s.n_hidden; i++)
         if (s.hidden[i] < 1 || s.hidden[i] > 1000000) rc = fn_fail(FN_EPARSE, "%s: hidden width out of range", path);
     for (int i = 0; !rc && i < s.n_bottom; i++)

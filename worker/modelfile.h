@@ -1,8 +1,11 @@
 /* worker/modelfile.h — the exported model: RUN_DIR/model/.
  *
- *   dense.bin     magic "FNLD", version 1: the model spec (preset, sharing,
- *                 loss weights, sizes), the field list, then all dense
+ *   dense.bin     magic "FNLD", version 2: the model spec (preset, sharing,
+ *                 loss weights, sizes, then the expert structure and the
+ *                 counterfactual regulariser), the field list, then all dense
  *                 parameters (f32), CRC-32C trailer (common/binfile.h).
+ *                 Version 1 (no expert or regulariser fields) still loads,
+ *                 those fields taking the values its presets had.
  *   emb-K.bin     server K's rows (ps/server.h, PS_EXPORT_MAGIC): written by
  *                 the servers themselves, read here by predict.
  * Together they are everything `funnel predict` needs: no MPI, no servers. */
@@ -17,7 +20,7 @@
 #include "schema.h"
 
 #define MODELFILE_DENSE_MAGIC 0x444C4E46u
-#define MODELFILE_DENSE_VERSION 1
+#define MODELFILE_DENSE_VERSION 2
 #define MODELFILE_EMB_MAGIC 0x454C4E46u /* == PS_EXPORT_MAGIC */
 #define MODELFILE_EMB_VERSION 1
 

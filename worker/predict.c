@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aliccp.h"
 #include "embed.h"
 #include "flags.h"
 #include "fn_error.h"
@@ -14,6 +13,7 @@
 #include "model.h"
 #include "modelfile.h"
 #include "predio.h"
+#include "reader.h"
 #include "train.h"
 
 int predict_main(int argc, char **argv)
@@ -37,8 +37,7 @@ int predict_main(int argc, char **argv)
         return 0;
     }
     if (rc) { fprintf(stderr, "funnel predict: %s\n", fn_err_msg()); return 2; }
-    if (!strcmp(format, "bin")) { fprintf(stderr, "funnel predict: --format bin is not available in this version\n"); return 2; }
-    if (!common_path) { fprintf(stderr, "funnel predict: --common is required with --format aliccp\n"); return 2; }
+    if (!strcmp(format, "aliccp") && !common_path) { fprintf(stderr, "funnel predict: --common is required with --format aliccp\n"); return 2; }
 
     char path[4200];
     model m;
@@ -56,10 +55,9 @@ int predict_main(int argc, char **argv)
     globfree(&g);
 
     int stop = !strcmp(bad, "stop");
-    aliccp_common *common = NULL;
-    aliccp_reader *r = NULL;
-    if ((rc = aliccp_common_load(&common, common_path, &schema, stop)) ||
-        (rc = aliccp_reader_open(&r, data, common, &schema, 0, 1, stop))) {
+    fn_dataset *ds = NULL;
+    fn_reader *r = NULL;
+    if ((rc = dataset_open(&ds, format, data, common_path, &schema, stop)) || (rc = reader_open(&r, ds, 0, 1))) {
         log_error("%s", fn_err_msg());
         return 1;
     }
@@ -74,7 +72,7 @@ int predict_main(int argc, char **argv)
     const float *p[3] = {model_predicts(&m, 0) ? ws.p[0] : NULL, model_predicts(&m, 1) ? ws.p[1] : NULL, model_predicts(&m, 2) ? ws.p[2] : NULL};
     size_t total = 0;
     for (;;) {
-        if ((rc = aliccp_reader_next(r, &b, (int)batch))) { log_error("%s", fn_err_msg()); fclose(f); return 1; }
+        if ((rc = reader_next(r, &b, (int)batch))) { log_error("%s", fn_err_msg()); fclose(f); return 1; }
         if (b.n == 0) break;
         for (int k = 0; k < m.n_tables; k++) {
             if (embed_prepare(&emb[k], &b)) { log_error("out of memory"); return 1; }
@@ -91,11 +89,11 @@ int predict_main(int argc, char **argv)
         total += (size_t)b.n;
     }
     if ((rc = predio_close(f, out))) { log_error("%s", fn_err_msg()); return 1; }
-    const aliccp_stats *st = aliccp_reader_stats(r);
+    const reader_stats *st = reader_get_stats(r);
     if (st->bad_lines) log_warn("%s: %llu malformed line(s) skipped", data, (unsigned long long)st->bad_lines);
     log_info("wrote %zu predictions to %s", total, out);
-    aliccp_reader_close(&r);
-    aliccp_common_destroy(&common);
+    reader_close(&r);
+    dataset_close(&ds);
     for (int k = 0; k < m.n_tables; k++) embed_free(&emb[k]);
     batch_free(&b);
     model_ws_free(&ws);

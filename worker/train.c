@@ -10,7 +10,6 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "aliccp.h"
 #include "batch.h"
 #include "client.h"
 #include "embed.h"
@@ -21,6 +20,7 @@
 #include "modelfile.h"
 #include "nn.h"
 #include "predio.h"
+#include "reader.h"
 #include "schema.h"
 #include "truth.h"
 #include "wire.h"
@@ -46,7 +46,7 @@ typedef struct {
     long step;
     double n_imp, n_clk, n_buy;   /* training examples seen (all workers), for base rates */
     double t_start;
-    aliccp_common *test_common;
+    fn_dataset *test_ds;
     fn_truth truth;        /* lead worker: the test set's known truth, if any */
     int have_truth;
     FILE *metrics;
@@ -237,20 +237,20 @@ static int truth_metrics(trainer *t, const pred_buf *all, FILE *f)
 static int evaluate(trainer *t, long epoch, double train_seconds, double train_rate, int final)
 {
     const train_conf *c = t->c;
-    aliccp_reader *r;
-    int rc = aliccp_reader_open(&r, c->test, t->test_common, &t->schema, t->rank, t->size, !strcmp(c->bad_lines, "stop"));
+    fn_reader *r;
+    int rc = reader_open(&r, t->test_ds, t->rank, t->size);
     if (rc) return rc;
     pred_buf mine = {0}, all = {0};
     double t0 = now_s();
     for (;;) {
-        if ((rc = aliccp_reader_next(r, &t->batch, t->ws.cap))) break;
+        if ((rc = reader_next(r, &t->batch, t->ws.cap))) break;
         if (t->batch.n == 0) break;
         if ((rc = lookup(t, &t->batch, 1))) break;
         model_forward(&t->m, &t->ws, t->batch.n);
         if ((rc = pred_push(&mine, &t->batch, &t->ws))) break;
     }
-    unsigned long long bad = aliccp_reader_stats(r)->bad_lines, bad_all = 0;
-    aliccp_reader_close(&r);
+    unsigned long long bad = reader_get_stats(r)->bad_lines, bad_all = 0;
+    reader_close(&r);
     if (rc) { pred_free(&mine); return rc; }
     MPI_Reduce(&bad, &bad_all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0, t->comm);
     rc = pred_gather(t, &mine, &all);
@@ -378,7 +378,7 @@ static void teardown(trainer *t)
     model_ws_free(&t->ws);
     model_free(&t->m);
     free(t->grads); free(t->adam_m); free(t->adam_v);
-    aliccp_common_destroy(&t->test_common);
+    dataset_close(&t->test_ds);
     if (t->have_truth) truth_free(&t->truth);
     if (t->metrics) fclose(t->metrics);
 }
@@ -398,14 +398,14 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     if (rc) fail_job("worker setup", rc);
     int stop_on_bad = !strcmp(c->bad_lines, "stop");
 
-    aliccp_common *train_common = NULL;
+    fn_dataset *train_ds = NULL;
     double t_load = now_s();
-    if ((rc = aliccp_common_load(&train_common, c->common, &t.schema, stop_on_bad))) fail_job("loading common features", rc);
-    if (c->test && (rc = aliccp_common_load(&t.test_common, c->test_common, &t.schema, stop_on_bad))) fail_job("loading test common features", rc);
+    if ((rc = dataset_open(&train_ds, c->format, c->train, c->common, &t.schema, stop_on_bad))) fail_job("opening the training data", rc);
+    if (c->test && (rc = dataset_open(&t.test_ds, c->format, c->test, c->test_common, &t.schema, stop_on_bad))) fail_job("opening the test data", rc);
     if (t.rank == 0) {
         log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
                  c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
-        log_info("common features: %zu entries loaded in %.1f s", aliccp_common_count(train_common), now_s() - t_load);
+        log_info("training data: %s, loaded in %.1f s", dataset_describe(train_ds), now_s() - t_load);
         snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
         t.metrics = fopen(t.path, "a");
         if (!t.metrics) { fn_fail(FN_EIO, "%s: cannot open: %s", t.path, strerror(errno)); fail_job("metrics file", FN_EIO); }
@@ -417,8 +417,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             log_info("truth of the test set: %s (%zu impressions): entire-space metrics on", tpath, t.truth.n);
         }
     }
-    aliccp_reader *r;
-    if ((rc = aliccp_reader_open(&r, c->train, train_common, &t.schema, t.rank, t.size, stop_on_bad))) fail_job("opening training data", rc);
+    fn_reader *r;
+    if ((rc = reader_open(&r, train_ds, t.rank, t.size))) fail_job("opening training data", rc);
 
     const float scale = 1.0f / (float)t.size; /* each worker's mean loss is 1/W of the step's */
     const long np = t.m.n_params;
@@ -426,9 +426,9 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     double win_loss[TASK_COUNT] = {0}, win_cnt[TASK_COUNT] = {0}, win_n = 0;
     long epoch;
     for (epoch = 0; epoch < c->epochs; epoch++) {
-        if (epoch > 0 && (rc = aliccp_reader_rewind(r))) fail_job("rewinding training data", rc);
+        if (epoch > 0 && (rc = reader_rewind(r))) fail_job("rewinding training data", rc);
         for (;;) {
-            if ((rc = aliccp_reader_next(r, &t.batch, t.bw))) fail_job("reading training data", rc);
+            if ((rc = reader_next(r, &t.batch, t.bw))) fail_job("reading training data", rc);
             const fn_batch *b = &t.batch;
             memset(t.grads, 0, sizeof(float) * (size_t)(np + X_COUNT));
             if (b->n > 0) {
@@ -457,7 +457,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             for (int k = 0; k < TASK_COUNT; k++) { win_loss[k] += x[X_LOSS + k]; win_cnt[k] += x[X_CNT + k]; }
             double now = now_s();
             if (t.rank == 0 && now - t_log >= c->log_every) {
-                double done = (epoch + aliccp_reader_progress(r)) / (double)c->epochs;
+                double done = (epoch + reader_progress(r)) / (double)c->epochs;
                 char eta[32], msg[256];
                 fmt_duration(done > 0 ? (now - t0) * (1 - done) / done : 0, eta, sizeof eta);
                 int at = 0;
@@ -481,7 +481,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     train_time = now_s() - t0;
     double rate = t.n_imp * (double)c->epochs / fmax(train_time, 1e-9);
     /* reading problems, summed over workers */
-    const aliccp_stats *st = aliccp_reader_stats(r);
+    const reader_stats *st = reader_get_stats(r);
     unsigned long long loc[3] = {st->bad_lines, st->unknown_items, st->missing_common}, tot[3];
     MPI_Allreduce(loc, tot, 3, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
     if (t.rank == 0) {
@@ -509,8 +509,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
         for (int s = 0; s < n_servers; s++)
             if ((rc = ps_client_ctrl(t.client, s, WIRE_CTRL_SHUTDOWN, NULL, NULL, 0))) log_warn("server %d: %s", s, fn_err_msg());
     }
-    aliccp_reader_close(&r);
-    aliccp_common_destroy(&train_common);
+    reader_close(&r);
+    dataset_close(&train_ds);
     teardown(&t);
     return FN_OK;
 }

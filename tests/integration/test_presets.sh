@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 data=$WORK/data
 gen "$data" 30000 8000 14
-for m in cvr ctr shared-bottom esmm esmm-cvr esmm-ns; do
+for m in cvr ctr shared-bottom esmm esmm-cvr esmm-ns mmoe ple escm2-ipw escm2-dr; do
   job 2 2 "$data" "$WORK/$m" --model "$m" 2>"$WORK/$m.log" || { cat "$WORK/$m.log"; fail "$m did not train"; }
   "$FUNNEL" predict --run "$WORK/$m" --data "$data/sample_skeleton_test.csv" --common "$data/common_features_test.csv" --out "$WORK/$m.csv" 2>/dev/null
   same_preds "$WORK/$m.csv" "$WORK/$m/test_preds.csv"

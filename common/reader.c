@@ -1,0 +1,82 @@
+/* common/reader.c — see reader.h. */
+#include "reader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fn_error.h"
+
+enum { FORMAT_ALICCP = 1 };
+
+struct fn_dataset {
+    int format;
+    char *path;
+    const fn_schema *schema;
+    int stop_on_bad;
+    aliccp_common *common;
+    char describe[256];
+};
+
+struct fn_reader {
+    int format;
+    aliccp_reader *aliccp;
+};
+
+int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
+                 const fn_schema *schema, int stop_on_bad)
+{
+    *out = NULL;
+    if (strcmp(format, "aliccp")) return fn_fail(FN_EUSAGE, "format '%s' is not available in this version (use aliccp)", format);
+    if (!common) return fn_fail(FN_EUSAGE, "%s: the aliccp format needs its common features file", path);
+    fn_dataset *d = calloc(1, sizeof *d);
+    if (!d || !(d->path = strdup(path))) { free(d); return FN_ENOMEM; }
+    d->format = FORMAT_ALICCP;
+    d->schema = schema;
+    d->stop_on_bad = stop_on_bad;
+    int rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
+    if (rc) { dataset_close(&d); return rc; }
+    snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets)", path, aliccp_common_count(d->common));
+    *out = d;
+    return FN_OK;
+}
+
+void dataset_close(fn_dataset **dp)
+{
+    fn_dataset *d = *dp;
+    if (!d) return;
+    aliccp_common_destroy(&d->common);
+    free(d->path);
+    free(d);
+    *dp = NULL;
+}
+
+const char *dataset_describe(const fn_dataset *d) { return d->describe; }
+
+int reader_open(fn_reader **out, const fn_dataset *d, int part, int nparts)
+{
+    *out = NULL;
+    fn_reader *r = calloc(1, sizeof *r);
+    if (!r) return FN_ENOMEM;
+    r->format = d->format;
+    int rc = aliccp_reader_open(&r->aliccp, d->path, d->common, d->schema, part, nparts, d->stop_on_bad);
+    if (rc) { free(r); return rc; }
+    *out = r;
+    return FN_OK;
+}
+
+void reader_close(fn_reader **rp)
+{
+    fn_reader *r = *rp;
+    if (!r) return;
+    aliccp_reader_close(&r->aliccp);
+    free(r);
+    *rp = NULL;
+}
+
+int reader_next(fn_reader *r, fn_batch *b, int max) { return aliccp_reader_next(r->aliccp, b, max); }
+int reader_rewind(fn_reader *r) { return aliccp_reader_rewind(r->aliccp); }
+double reader_progress(const fn_reader *r) { return aliccp_reader_progress(r->aliccp); }
+const reader_stats *reader_get_stats(const fn_reader *r) { return aliccp_reader_stats(r->aliccp); }
+void reader_tell(const fn_reader *r, uint64_t pos[2]) { aliccp_reader_tell(r->aliccp, pos); }
+int reader_seek(fn_reader *r, const uint64_t pos[2]) { return aliccp_reader_seek(r->aliccp, pos); }

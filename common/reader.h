@@ -1,0 +1,42 @@
+/* common/reader.h — one interface over the input formats.
+ *
+ * A dataset is what the processes of a job share about an input: its
+ * format, path(s) and, for Ali-CCP, the loaded common features.  A reader
+ * streams one partition of it into batches.  The worker's training loop,
+ * its evaluation and `funnel predict` see only this interface, so a format
+ * is added here, not in every caller.
+ *
+ * Formats: "aliccp" (common/aliccp.h).  A position (reader_tell) is two
+ * numbers that reader_seek takes back — what a checkpoint records. */
+#ifndef FN_READER_H
+#define FN_READER_H
+
+#include <stdint.h>
+
+#include "aliccp.h"
+#include "batch.h"
+#include "schema.h"
+
+typedef aliccp_stats reader_stats;
+
+typedef struct fn_dataset fn_dataset;
+typedef struct fn_reader fn_reader;
+
+/* common: the Ali-CCP common features file (required for aliccp). */
+int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
+                 const fn_schema *schema, int stop_on_bad);
+void dataset_close(fn_dataset **d);
+/* One line for logs: what was loaded. */
+const char *dataset_describe(const fn_dataset *d);
+
+int reader_open(fn_reader **out, const fn_dataset *d, int part, int nparts);
+void reader_close(fn_reader **r);
+/* Clears b and fills it with up to max examples; b->n == 0 at the end. */
+int reader_next(fn_reader *r, fn_batch *b, int max);
+int reader_rewind(fn_reader *r);
+double reader_progress(const fn_reader *r);
+const reader_stats *reader_get_stats(const fn_reader *r);
+void reader_tell(const fn_reader *r, uint64_t pos[2]);
+int reader_seek(fn_reader *r, const uint64_t pos[2]);
+
+#endif
