@@ -87,8 +87,10 @@ int flags_parse(flag_spec *specs, int argc, char **argv)
             continue;
         }
         const char *v;
+        /* "--train --resume" is a forgotten value, not a file named
+         * "--resume"; such a value can still be given as --train=--resume */
         if (eq) v = eq + 1;
-        else if (i + 1 < argc) v = argv[++i];
+        else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) v = argv[++i];
         else return fn_fail(FN_EUSAGE, "--%s needs a value", s->name);
         int rc = set_value(s, v);
         if (rc) return rc;

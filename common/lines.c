@@ -154,9 +154,11 @@ void lines_tell(const lines *l, uint64_t *offset, uint64_t *done)
 
 int lines_seek(lines *l, uint64_t offset, uint64_t done)
 {
-    if (offset < l->first || offset > l->end)
-        return fn_fail(FN_EINVAL, "%s: position %llu outside this partition [%llu, %llu]", l->path,
-                       (unsigned long long)offset, (unsigned long long)l->first, (unsigned long long)l->end);
+    /* an offset at or past the end is a finished partition: the reader reads
+     * past its end to complete its last line */
+    if (offset < l->first)
+        return fn_fail(FN_EINVAL, "%s: position %llu before this partition's start %llu", l->path,
+                       (unsigned long long)offset, (unsigned long long)l->first);
     int rc = seek_to(l, offset);
     l->line_off = offset;
     l->lines_done = done;

@@ -33,7 +33,7 @@ int lines_rewind(lines *l);
 
 /* The position of the next line (file offset, lines read since the
  * partition start), and back to such a position: a checkpoint's resume
- * point.  lines_seek refuses offsets outside the partition (FN_EINVAL). */
+ * point.  lines_seek refuses offsets before the partition (FN_EINVAL). */
 void lines_tell(const lines *l, uint64_t *offset, uint64_t *done);
 int lines_seek(lines *l, uint64_t offset, uint64_t done);
 const char *lines_path(const lines *l);
