@@ -123,6 +123,36 @@ void binfile_abort(binfile_w *w)
     w_free(w);
 }
 
+int binfile_verify(const char *path, uint32_t magic, uint32_t max_version)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return fn_fail(FN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (fseeko(f, 0, SEEK_END)) { fclose(f); return fn_fail(FN_EIO, "%s: cannot seek", path); }
+    off_t size = ftello(f);
+    rewind(f);
+    if (size < 12) { fclose(f); return fn_fail(FN_EPARSE, "%s: truncated (%lld bytes)", path, (long long)size); }
+    static _Thread_local uint8_t buf[1 << 16];
+    uint8_t head[8], tail[4];
+    uint32_t crc = 0;
+    off_t left = size - 4;
+    int first = 1;
+    while (left > 0) {
+        size_t want = left < (off_t)sizeof buf ? (size_t)left : sizeof buf;
+        if (fread(buf, 1, want, f) != want) { fclose(f); return fn_fail(FN_EIO, "%s: short read", path); }
+        if (first) { memcpy(head, buf, 8); first = 0; }
+        crc = fn_crc32c(crc, buf, want);
+        left -= (off_t)want;
+    }
+    int ok = fread(tail, 1, 4, f) == 4;
+    fclose(f);
+    if (!ok) return fn_fail(FN_EIO, "%s: short read", path);
+    if (get_le32(head) != magic) return fn_fail(FN_EMAGIC, "%s: not a funnel file of this kind (bad magic)", path);
+    if (crc != get_le32(tail)) return fn_fail(FN_ECHECKSUM, "%s: checksum mismatch (file is corrupt or truncated)", path);
+    uint32_t v = get_le32(head + 4);
+    if (v == 0 || v > max_version) return fn_fail(FN_EVERSION, "%s: format version %u, this build reads up to %u", path, v, max_version);
+    return FN_OK;
+}
+
 int binfile_load(const char *path, uint32_t magic, uint32_t max_version, uint8_t **body, size_t *body_len, uint32_t *version)
 {
     *body = NULL;

@@ -45,6 +45,10 @@ static inline uint64_t get_le64(const uint8_t *p) { return get_le32(p) | (uint64
 static inline void put_f32(uint8_t *p, float f) { uint32_t u; memcpy(&u, &f, 4); put_le32(p, u); }
 static inline float get_f32(const uint8_t *p) { uint32_t u = get_le32(p); float f; memcpy(&f, &u, 4); return f; }
 
+/* Checks a file's magic, version and CRC by streaming it (constant
+ * memory, for verifying large checkpoint shards before use). */
+int binfile_verify(const char *path, uint32_t magic, uint32_t max_version);
+
 /* A bounds-checked reader over a loaded body. */
 typedef struct { const uint8_t *p; size_t len, at; int bad; } binfile_r;
 static inline const uint8_t *binfile_take(binfile_r *r, size_t n)

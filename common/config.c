@@ -11,6 +11,7 @@
 #define SYNOPSIS                                                                                   \
     "train --servers S --model M --format aliccp --train PATH --common FILE\n"                     \
     "             [--test PATH --test-common FILE] [--epochs N] [--batch B] [--dim D]\n"           \
+    "             (or --format bin --train DIR [--test DIR]: files of funnel convert)\n"          \
     "             [--hidden 200,80] [--seed N] --out RUN_DIR [options]\n"                         \
     "  (run under mpirun: ranks 0..S-1 are parameter servers, the rest workers)"
 
@@ -39,15 +40,16 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     c->emb_l2 = 0;
     c->log_every = 5;
     c->bad_lines = "skip";
-    c->timeout = 60;
+    c->timeout = 20;
+    c->keep_checkpoints = 3;
     c->bind = "auto";
     flag_spec specs[] = {
         {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
         {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr", "model preset (default esmm)", 0, 0},
         {"format", FLAG_CHOICE, &c->format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
-        {"train", FLAG_STRING, &c->train, 0, 0, NULL, "training data (Ali-CCP sample skeleton file)", 1, 0},
+        {"train", FLAG_STRING, &c->train, 0, 0, NULL, "training data (aliccp: sample skeleton file; bin: directory of part files of funnel convert, or one .fbin file)", 1, 0},
         {"common", FLAG_STRING, &c->common, 0, 0, NULL, "common features file of --train (aliccp)", 0, 0},
-        {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training", 0, 0},
+        {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training (same format as --train)", 0, 0},
         {"test-common", FLAG_STRING, &c->test_common, 0, 0, NULL, "common features file of --test (aliccp)", 0, 0},
         {"test-truth", FLAG_STRING, &c->test_truth, 0, 0, NULL, "known truth of --test (sample_id,pctr,pcvr,conv; default: truth_X.csv beside sample_skeleton_X.csv if present)", 0, 0},
         {"out", FLAG_STRING, &c->out, 0, 0, NULL, "run directory (config, metrics, model)", 1, 0},
@@ -61,7 +63,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"w-ctr", FLAG_DOUBLE, &c->w_ctr, 0, 1000, NULL, "override the CTR loss weight (0 switches it off)", 0, 0},
         {"w-cvr", FLAG_DOUBLE, &c->w_cvr, 0, 1000, NULL, "override the conditional CVR loss weight (clicked impressions)", 0, 0},
         {"w-ctcvr", FLAG_DOUBLE, &c->w_ctcvr, 0, 1000, NULL, "override the CTCVR loss weight (entire space)", 0, 0},
-        {"fields", FLAG_STRING, &c->fields, 0, 0, NULL, "feature fields: 'aliccp' (its 23 fields) or a comma list", 0, 0},
+        {"fields", FLAG_STRING, &c->fields, 0, 0, NULL, "feature fields: 'aliccp' (its 23 fields) or a comma list (bin: must equal convert's --fields)", 0, 0},
         {"emb-optimizer", FLAG_CHOICE, &c->emb_opt, 0, 0, "adagrad|adam|ftrl|sgd", "sparse optimizer on the servers (default adagrad)", 0, 0},
         {"emb-lr", FLAG_DOUBLE, &c->emb_lr, 1e-9, 100, NULL, "sparse learning rate (default 0.05)", 0, 0},
         {"emb-eps", FLAG_DOUBLE, &c->emb_eps, 0, 1, NULL, "adagrad/adam epsilon (default 1e-10 / 1e-8)", 0, 0},
@@ -75,13 +77,14 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"eval-every", FLAG_INT, &c->eval_every, 0, 1L << 40, NULL, "also evaluate every N steps (default 0: at the end)", 0, 0},
         {"log-every", FLAG_DOUBLE, &c->log_every, 0.1, 86400, NULL, "seconds between progress lines (default 5)", 0, 0},
         {"bad-lines", FLAG_CHOICE, &c->bad_lines, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
-        {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 60)", 0, 0},
+        {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 20)", 0, 0},
         {"insecure", FLAG_BOOL, &c->insecure, 0, 0, NULL, "plain TCP: no CURVE authentication and encryption of parameter traffic", 0, 0},
         {"no-lz4", FLAG_BOOL, &c->no_lz4, 0, 0, NULL, "do not compress parameter traffic", 0, 0},
         {"bind", FLAG_STRING, &c->bind, 0, 0, NULL, "address servers bind and advertise (default auto: 127.0.0.1 on one host)", 0, 0},
         {"no-preds", FLAG_BOOL, &c->no_preds, 0, 0, NULL, "do not write RUN_DIR/test_preds.csv", 0, 0},
-        {"checkpoint-every", FLAG_INT, &c->checkpoint_every, 1, 1L << 40, NULL, "checkpoint every N steps (not in this version)", 0, 0},
-        {"resume", FLAG_BOOL, &c->resume, 0, 0, NULL, "resume from RUN_DIR's newest checkpoint (not in this version)", 0, 0},
+        {"checkpoint-every", FLAG_INT, &c->checkpoint_every, 1, 1L << 40, NULL, "write a checkpoint every N steps into RUN_DIR/ckpt", 0, 0},
+        {"keep-checkpoints", FLAG_INT, &c->keep_checkpoints, 1, 1000, NULL, "complete checkpoints kept (default 3)", 0, 0},
+        {"resume", FLAG_BOOL, &c->resume, 0, 0, NULL, "continue from RUN_DIR's newest complete, verified checkpoint", 0, 0},
         {"verbose", FLAG_BOOL, &c->verbose, 0, 0, NULL, "debug logging", 0, 0},
         {0},
     };
@@ -98,13 +101,12 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     if (!strcmp(c->format, "aliccp")) {
         if (!c->common) return fn_fail(FN_EUSAGE, "--common is required with --format aliccp");
         if (c->test && !c->test_common) return fn_fail(FN_EUSAGE, "--test-common is required with --test and --format aliccp");
-    } else {
-        return fn_fail(FN_EUSAGE, "--format bin is not available in this version (use aliccp)");
+    } else { /* bin: the features are in the files (written by funnel convert) */
+        if (c->common) return fn_fail(FN_EUSAGE, "--common is for --format aliccp; with --format bin the files carry their features (give no --common)");
+        if (c->test_common) return fn_fail(FN_EUSAGE, "--test-common is for --format aliccp; with --format bin the files carry their features (give no --test-common)");
     }
     if (c->test_truth && !c->test) return fn_fail(FN_EUSAGE, "--test-truth given without --test");
     if (c->test_common && !c->test) return fn_fail(FN_EUSAGE, "--test-common given without --test");
-    if (c->checkpoint_every || c->resume)
-        return fn_fail(FN_EUSAGE, "--checkpoint-every and --resume are not available in this version");
     return FN_OK;
 }
 

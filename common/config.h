@@ -23,6 +23,7 @@ typedef struct {
     int bottom[CONFIG_MAX_LAYERS], n_bottom;
     long epochs, batch, dim, seed;
     long checkpoint_every;
+    long keep_checkpoints;
     int resume;
     const char *share;                 /* NULL: the preset's */
     double w_ctr, w_cvr, w_ctcvr;      /* < 0: the preset's */

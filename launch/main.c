@@ -4,6 +4,7 @@
  *                   (ps/), ranks S.. train (worker/)
  *   funnel predict  one process, no MPI job
  *   funnel datagen  synthetic Ali-CCP-format worlds
+ *   funnel convert  Ali-CCP text to the binary format (common/convert.c)
  *
  * This file is the only place that knows both roles: it starts MPI, splits
  * the ranks, has the servers bind and hands their endpoints to the workers
@@ -17,6 +18,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "convert.h"
 #include "datagen.h"
 #include "flags.h"
 #include "fn_error.h"
@@ -37,6 +39,7 @@ static void usage(FILE *f)
             "  train     distributed training (run under mpirun: -np SERVERS+WORKERS)\n"
             "  predict   score a file with an exported model (no MPI)\n"
             "  datagen   write a synthetic Ali-CCP-format world with known truth\n"
+            "  convert   write a compact binary copy of an Ali-CCP data set (--format bin)\n"
             "\n"
             "`funnel COMMAND --help` describes each command's options.\n");
 }
@@ -83,6 +86,14 @@ static int train_main(int argc, char **argv)
         return 2;
     }
     int S = (int)c.servers, W = size - S;
+    if (c.checkpoint_every) {
+        char hint[2048];
+        int at = snprintf(hint, sizeof hint, "mpirun -np %d funnel", size);
+        for (int i = 0; i < argc && at < (int)sizeof hint; i++)
+            if (strcmp(argv[i], "--resume")) at += snprintf(hint + at, sizeof hint - (size_t)at, " %s", argv[i]);
+        if (at < (int)sizeof hint) snprintf(hint + at, sizeof hint - (size_t)at, " --resume");
+        train_set_resume_hint(hint);
+    }
     if (W < 1) {
         if (rank == 0)
             fprintf(stderr, "funnel train: --servers %d needs at least %d MPI processes (servers + at least one worker), mpirun gave %d\n", S, S + 1, size);
@@ -183,6 +194,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict")) return predict_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "datagen")) return datagen_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return convert_main(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -87,6 +87,8 @@ typedef enum {
     WIRE_CTRL_STATS = 2,    /* reply text: JSON object of table statistics */
     WIRE_CTRL_EXPORT = 3,   /* text: path to write this server's rows to */
     WIRE_CTRL_SHUTDOWN = 4, /* the server replies, then leaves its loop */
+    WIRE_CTRL_CHECKPOINT = 5, /* text: path to write rows and optimizer state to */
+    WIRE_CTRL_RESTORE = 6,  /* text: path of a checkpoint shard to load */
 } wire_ctrl;
 
 /* A decoded or to-be-encoded message.  On decode, the pointers point into

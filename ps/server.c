@@ -13,6 +13,18 @@
 #include "table.h"
 #include "wire.h"
 
+/* One worker's push of the current synchronous round, held until every
+ * worker's has arrived (see apply_round). */
+typedef struct {
+    int have;
+    zmq_msg_t ident;
+    uint64_t seq;
+    uint32_t n;
+    uint64_t *keys;
+    float *vals;
+    size_t cap;           /* rows */
+} push_slot;
+
 struct ps_server {
     ps_server_conf conf;
     void *sock;
@@ -23,6 +35,12 @@ struct ps_server {
     size_t vals_cap;      /* floats */
     uint32_t step;        /* pushes applied, the tables' clock */
     uint64_t pulls, pushes, rows_pulled, rows_pushed, bad_requests, bytes_in, bytes_out;
+    push_slot *slots;     /* per worker, for rounds of W >= 2 workers */
+    int round_w, round_have;
+    uint16_t round_table, round_dim;
+    uint64_t *mkeys;      /* merged round */
+    float *mvals;
+    size_t mcap;
     int stop;
 };
 
@@ -69,6 +87,14 @@ void ps_server_destroy(ps_server **sp)
     if (!s) return;
     if (s->sock) zmq_close(s->sock);
     for (int t = 0; t < PS_MAX_TABLES; t++) ps_table_destroy(&s->tables[t]);
+    for (int w = 0; s->slots && w < s->round_w; w++) {
+        if (s->slots[w].have) zmq_msg_close(&s->slots[w].ident);
+        free(s->slots[w].keys);
+        free(s->slots[w].vals);
+    }
+    free(s->slots);
+    free(s->mkeys);
+    free(s->mvals);
     wire_codec_destroy(&s->rx);
     wire_codec_destroy(&s->tx);
     free(s->vals);
@@ -103,9 +129,12 @@ static int reserve_vals(ps_server *s, size_t n)
 
 /* Builds the reply to request m in *reply; returns FN_OK or an error whose
  * message becomes an ERROR_REP. */
-static int handle(ps_server *s, const wire_msg *m, wire_msg *reply)
+static int hold_push(ps_server *s, const wire_msg *m, zmq_msg_t *ident);
+
+static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *ident, int *deferred)
 {
     int rc;
+    *deferred = 0;
     memset(reply, 0, sizeof *reply);
     reply->seq = m->seq;
     switch (m->type) {
@@ -132,6 +161,10 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply)
     case WIRE_PUSH_REQ: {
         ps_table *t = table_of(s, m->table, m->dim, 1, &rc);
         if (rc) return rc;
+        if ((m->code >> 16) >= 2) { /* a synchronous round of several workers */
+            *deferred = 1;
+            return hold_push(s, m, ident);
+        }
         s->step++;
         if ((rc = ps_table_push(t, m->keys, m->n, m->values, s->step))) return fn_fail(rc, "out of memory applying a push");
         *reply = (wire_msg){.type = WIRE_PUSH_REP, .seq = m->seq, .table = m->table, .n = 0, .code = m->n};
@@ -150,6 +183,12 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply)
             if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof text, "export needs a path"); break; }
             if ((status = ps_server_export(s, m->text))) snprintf(text, sizeof text, "%s", fn_err_msg());
             break;
+        case WIRE_CTRL_CHECKPOINT:
+        case WIRE_CTRL_RESTORE:
+            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof text, "checkpoint needs a path"); break; }
+            status = m->code == WIRE_CTRL_CHECKPOINT ? ps_server_checkpoint(s, m->text) : ps_server_restore(s, m->text);
+            if (status) snprintf(text, sizeof text, "%s", fn_err_msg());
+            break;
         case WIRE_CTRL_SHUTDOWN: s->stop = 1; break;
         default: return fn_fail(FN_EBADMSG, "unknown control operation %u", m->code);
         }
@@ -159,6 +198,111 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply)
     default:
         return fn_fail(FN_EBADMSG, "a server does not accept messages of type %u", m->type);
     }
+}
+
+static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply);
+
+/* The round is complete: sum the workers' gradients of each key in worker
+ * order, apply the optimizer once per key, answer every worker.  The sum
+ * is the global batch's gradient, and its order — hence the result, to the
+ * bit — does not depend on which push arrived first. */
+static int apply_round(ps_server *s)
+{
+    const int W = s->round_w, D = s->round_dim;
+    size_t total = 0;
+    for (int w = 0; w < W; w++) total += s->slots[w].n;
+    if (total > s->mcap) {
+        uint64_t *k = realloc(s->mkeys, total * sizeof *k);
+        if (k) s->mkeys = k;
+        float *v = realloc(s->mvals, total * (size_t)D * sizeof *v);
+        if (v) s->mvals = v;
+        if (!k || !v) return fn_fail(FN_ENOMEM, "out of memory merging a round of %zu rows", total);
+        s->mcap = total;
+    }
+    uint32_t at[1024] = {0};
+    size_t nm = 0;
+    for (;;) {
+        uint64_t min = UINT64_MAX;
+        int any = 0;
+        for (int w = 0; w < W; w++)
+            if (at[w] < s->slots[w].n && (!any || s->slots[w].keys[at[w]] < min)) { min = s->slots[w].keys[at[w]]; any = 1; }
+        if (!any) break;
+        float *dst = s->mvals + nm * (size_t)D;
+        memset(dst, 0, sizeof(float) * (size_t)D);
+        for (int w = 0; w < W; w++) {
+            push_slot *sl = &s->slots[w];
+            if (at[w] < sl->n && sl->keys[at[w]] == min) {
+                const float *g = sl->vals + (size_t)at[w] * D;
+                for (int d = 0; d < D; d++) dst[d] += g[d];
+                at[w]++;
+            }
+        }
+        s->mkeys[nm++] = min;
+    }
+    int rc = FN_OK;
+    ps_table *t = table_of(s, s->round_table, (uint16_t)D, 1, &rc);
+    s->step++;
+    if (!rc && (rc = ps_table_push(t, s->mkeys, (uint32_t)nm, s->mvals, s->step))) rc = fn_fail(rc, "out of memory applying a push");
+    s->rows_pushed += nm;
+    for (int w = 0; w < W; w++) {
+        push_slot *sl = &s->slots[w];
+        wire_msg reply = {.type = WIRE_PUSH_REP, .seq = sl->seq, .table = s->round_table, .code = sl->n};
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", fn_err_msg());
+            reply = (wire_msg){.type = WIRE_ERROR_REP, .seq = sl->seq, .code = (uint32_t)rc, .text = why, .text_len = (uint32_t)strlen(why)};
+        }
+        int src = send_reply(s, &sl->ident, &reply);
+        zmq_msg_close(&sl->ident);
+        sl->have = 0;
+        if (src) return src;
+    }
+    s->round_have = 0;
+    s->pushes++;
+    return FN_OK;
+}
+
+/* Keeps worker w's push of the current round; applies the round when all
+ * W workers' pushes are in.  code = W << 16 | w. */
+static int hold_push(ps_server *s, const wire_msg *m, zmq_msg_t *ident)
+{
+    int W = (int)(m->code >> 16), w = (int)(m->code & 0xFFFF);
+    if (W > 1024 || w >= W) return fn_fail(FN_EBADMSG, "push from worker %d of %d", w, W);
+    if (s->round_have == 0) {
+        if (W != s->round_w) {
+            for (int i = 0; s->slots && i < s->round_w; i++) { free(s->slots[i].keys); free(s->slots[i].vals); }
+            free(s->slots);
+            s->slots = calloc((size_t)W, sizeof *s->slots);
+            if (!s->slots) { s->round_w = 0; return fn_fail(FN_ENOMEM, "out of memory"); }
+            s->round_w = W;
+        }
+        s->round_table = m->table;
+        s->round_dim = m->dim;
+    } else if (W != s->round_w || m->table != s->round_table || m->dim != s->round_dim) {
+        return fn_fail(FN_EBADMSG, "push of worker %d/%d table %u does not belong to the open round (%d workers, table %u)", w, W, m->table,
+                       s->round_w, s->round_table);
+    }
+    push_slot *sl = &s->slots[w];
+    if (sl->have) return fn_fail(FN_EBADMSG, "worker %d pushed twice in one round", w);
+    if (m->n > sl->cap) {
+        uint64_t *k = realloc(sl->keys, m->n * sizeof *k);
+        if (k) sl->keys = k;
+        float *v = realloc(sl->vals, (size_t)m->n * m->dim * sizeof *v);
+        if (v) sl->vals = v;
+        if (!k || !v) return fn_fail(FN_ENOMEM, "out of memory holding a push of %u rows", m->n);
+        sl->cap = m->n;
+    }
+    if (m->n) {
+        memcpy(sl->keys, m->keys, m->n * sizeof *sl->keys);
+        memcpy(sl->vals, m->values, (size_t)m->n * m->dim * sizeof *sl->vals);
+    }
+    sl->n = m->n;
+    sl->seq = m->seq;
+    zmq_msg_init(&sl->ident);
+    zmq_msg_copy(&sl->ident, ident);
+    sl->have = 1;
+    if (++s->round_have == s->round_w) return apply_round(s);
+    return FN_OK;
 }
 
 static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply)
@@ -202,8 +346,10 @@ int ps_server_run(ps_server *s)
         }
         s->bytes_in += zmq_msg_size(&body);
         wire_msg m, reply;
+        int deferred = 0;
         int drc = wire_decode(s->rx, zmq_msg_data(&body), zmq_msg_size(&body), &m);
-        if (!drc) drc = handle(s, &m, &reply);
+        if (!drc) drc = handle(s, &m, &reply, &ident, &deferred);
+        if (!drc && deferred) continue; /* answered when its round completes */
         if (drc) {
             s->bad_requests++;
             if (s->bad_requests <= 10) log_warn("server %d: refused a request: %s", s->conf.rank, fn_err_msg());
@@ -250,6 +396,80 @@ int ps_server_export(ps_server *s, const char *path)
     free(buf);
     if (rc) { binfile_abort(&w); return rc; }
     return binfile_commit(&w);
+}
+
+int ps_server_checkpoint(ps_server *s, const char *path)
+{
+    binfile_w w;
+    int rc = binfile_create(&w, path, PS_CKPT_MAGIC, PS_CKPT_VERSION);
+    if (rc) return rc;
+    const int D = s->conf.dim;
+    const size_t SF = ps_opt_state_floats(&s->conf.opt, D);
+    uint64_t rows = 0;
+    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
+    uint8_t head[24];
+    put_le32(head, (uint32_t)D);
+    put_le32(head + 4, (uint32_t)SF);
+    put_le32(head + 8, (uint32_t)s->conf.opt.kind);
+    put_le32(head + 12, s->step);
+    put_le64(head + 16, rows);
+    rc = binfile_write(&w, head, sizeof head);
+    size_t rec = 12 + 4 * ((size_t)D + SF);
+    uint8_t *buf = malloc(rec);
+    if (!buf) rc = FN_ENOMEM;
+    for (int t = 0; t < PS_MAX_TABLES && !rc; t++) {
+        if (!s->tables[t]) continue;
+        size_t n = ps_table_rows(s->tables[t]);
+        for (size_t i = 0; i < n && !rc; i++) {
+            uint64_t key;
+            const float *wts, *state;
+            ps_table_row_at(s->tables[t], i, &key, &wts, &state);
+            put_le32(buf, (uint32_t)t);
+            put_le64(buf + 4, key);
+            for (int d = 0; d < D; d++) put_f32(buf + 12 + 4 * d, wts[d]);
+            for (size_t k = 0; k < SF; k++) put_f32(buf + 12 + 4 * ((size_t)D + k), state[k]);
+            rc = binfile_write(&w, buf, rec);
+        }
+    }
+    free(buf);
+    if (rc) { binfile_abort(&w); return rc; }
+    return binfile_commit(&w);
+}
+
+int ps_server_restore(ps_server *s, const char *path)
+{
+    uint8_t *body;
+    size_t len;
+    uint32_t version;
+    int rc = binfile_load(path, PS_CKPT_MAGIC, PS_CKPT_VERSION, &body, &len, &version);
+    if (rc) return rc;
+    binfile_r r = {body, len, 0, 0};
+    const int D = s->conf.dim;
+    const size_t SF = ps_opt_state_floats(&s->conf.opt, D);
+    uint32_t dim = binfile_u32(&r), sf = binfile_u32(&r), kind = binfile_u32(&r), clock = binfile_u32(&r);
+    uint64_t rows = binfile_u64(&r);
+    size_t rec = 12 + 4 * ((size_t)D + SF);
+    if (r.bad || dim != (uint32_t)D || sf != SF || kind != (uint32_t)s->conf.opt.kind)
+        rc = fn_fail(FN_EPARSE, "%s: written with dim %u and optimizer %u (%u state floats); this job has dim %d and %s", path, dim, kind,
+                     sf, D, ps_opt_kind_name(s->conf.opt.kind));
+    else if (rows > (len - r.at) / rec || rows * rec != len - r.at)
+        rc = fn_fail(FN_EPARSE, "%s: %llu rows do not match the file size", path, (unsigned long long)rows);
+    float *w = malloc(sizeof(float) * ((size_t)D + SF + 1));
+    if (!rc && !w) rc = FN_ENOMEM;
+    if (!rc)
+        for (int t = 0; t < PS_MAX_TABLES; t++) ps_table_destroy(&s->tables[t]);
+    for (uint64_t i = 0; !rc && i < rows; i++) {
+        uint32_t t = binfile_u32(&r);
+        uint64_t key = binfile_u64(&r);
+        for (size_t k = 0; k < (size_t)D + SF; k++) w[k] = binfile_f32(&r);
+        ps_table *tab = table_of(s, (uint16_t)(t < PS_MAX_TABLES ? t : PS_MAX_TABLES), (uint16_t)D, 1, &rc);
+        if (rc) { rc = fn_fail(FN_EPARSE, "%s: row %llu: %s", path, (unsigned long long)i, fn_err_msg()); break; }
+        if (ps_table_set(tab, key, w, SF ? w + D : NULL)) rc = fn_fail(FN_ENOMEM, "%s: out of memory", path);
+    }
+    if (!rc) s->step = clock;
+    free(w);
+    free(body);
+    return rc;
 }
 
 int ps_server_stats_json(ps_server *s, char *buf, size_t cap)

@@ -46,6 +46,14 @@ int ps_server_run(ps_server *s);
 /* Writes every row of every table to path (format: ps_export_*). */
 int ps_server_export(ps_server *s, const char *path);
 
+/* Writes every row with its optimizer state and the server's clock to path
+ * (format: PS_CKPT_*), atomically. */
+int ps_server_checkpoint(ps_server *s, const char *path);
+
+/* Replaces the tables' contents with a checkpoint shard written by
+ * ps_server_checkpoint with the same dim and optimizer. */
+int ps_server_restore(ps_server *s, const char *path);
+
 /* JSON object of the server's statistics into buf. */
 int ps_server_stats_json(ps_server *s, char *buf, size_t cap);
 
@@ -53,5 +61,11 @@ int ps_server_stats_json(ps_server *s, char *buf, size_t cap);
  * then rows of (u32 table, u64 key, dim f32 weights). */
 #define PS_EXPORT_MAGIC 0x454C4E46u
 #define PS_EXPORT_VERSION 1
+
+/* Checkpoint shards: magic "FNLC", version 1; body: u32 dim, u32 state
+ * floats per row, u32 optimizer kind, u32 server clock, u64 rows, then rows
+ * of (u32 table, u64 key, dim f32 weights, state f32). */
+#define PS_CKPT_MAGIC 0x434C4E46u
+#define PS_CKPT_VERSION 1
 
 #endif

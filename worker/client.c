@@ -197,16 +197,17 @@ static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)
     return FN_OK;
 }
 
-int ps_client_push(ps_client *c, embed_table *e)
+int ps_client_push(ps_client *c, embed_table *e, int worker, int workers)
 {
     const int D = e->dim;
     for (size_t j = 0; j < e->n_uniq; j++)
         memcpy(e->scratch + j * D, e->grads + (size_t)e->srv[j].pos * D, sizeof(float) * (size_t)D);
     for (int s = 0; s < c->n; s++) {
         uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
-        if (!n) continue;
+        if (!n && workers < 2) continue;
         wire_msg m = {.type = WIRE_PUSH_REQ, .enc = (uint8_t)c->enc, .table = (uint16_t)e->table, .dim = (uint16_t)D,
-                      .n = n, .keys = e->srv_keys + a, .values = e->scratch + (size_t)a * D};
+                      .n = n, .code = workers >= 2 ? (uint32_t)workers << 16 | (uint32_t)worker : 0,
+                      .keys = n ? e->srv_keys + a : NULL, .values = n ? e->scratch + (size_t)a * D : NULL};
         int rc = send_msg(c, s, &m);
         if (rc) return rc;
     }

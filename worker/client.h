@@ -33,8 +33,11 @@ void ps_client_close(ps_client **c);
  * and are not created (evaluation, prediction). */
 int ps_client_pull(ps_client *c, embed_table *e, int readonly);
 
-/* Pushes e->grads for e's unique keys. */
-int ps_client_push(ps_client *c, embed_table *e);
+/* Pushes e->grads for e's unique keys.  With workers >= 2 the push is one
+ * worker's part of a synchronous round: every server gets a push (empty
+ * ones too) tagged with (worker, workers), and answers once all workers'
+ * parts are in. */
+int ps_client_push(ps_client *c, embed_table *e, int worker, int workers);
 
 /* A control request to one server; the reply text (NUL-terminated, cut to
  * cap) goes to reply if not NULL. */

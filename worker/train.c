@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "client.h"
 #include "embed.h"
 #include "fn_error.h"
@@ -60,10 +61,90 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static char resume_hint[2048];
+
+void train_set_resume_hint(const char *hint) { snprintf(resume_hint, sizeof resume_hint, "%s", hint); }
+
 static void fail_job(const char *what, int rc)
 {
     log_error("%s: %s (%s)", what, fn_err_msg(), fn_strerror(rc));
+    if (resume_hint[0]) log_error("the job is ending; to continue from its last checkpoint run: %s", resume_hint);
     MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* Checkpoint of the state after step t->step: servers' shards, every
+ * worker's position, the towers; the MANIFEST last.  Collective over the
+ * workers: nobody pulls for the next step before the servers are written. */
+static void checkpoint(trainer *t, fn_reader *r, long epoch)
+{
+    const train_conf *c = t->c;
+    char dir[4200];
+    int rc = FN_OK;
+    ckpt_dir(c->out, (uint64_t)t->step, dir, sizeof dir);
+    if (t->rank == 0) rc = ckpt_mkdir(c->out, (uint64_t)t->step);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, t->comm);
+    if (rc) fail_job("checkpoint", rc);
+    double t0 = now_s();
+    ckpt_worker w = {.worker = (uint32_t)t->rank, .workers = (uint32_t)t->size, .step = (uint64_t)t->step, .epoch = (uint64_t)epoch};
+    reader_tell(r, w.pos);
+    if ((rc = ckpt_save_worker(dir, &w))) fail_job("checkpoint", rc);
+    if (t->rank == 0) {
+        for (int s = 0; s < t->n_servers; s++) {
+            char p[4300];
+            snprintf(p, sizeof p, "%s/server-%d.bin", dir, s);
+            if ((rc = ps_client_ctrl(t->client, s, WIRE_CTRL_CHECKPOINT, p, NULL, 0))) fail_job("checkpoint", rc);
+        }
+        ckpt_dense d = {.step = (uint64_t)t->step, .epoch = (uint64_t)epoch, .n_imp = t->n_imp, .n_clk = t->n_clk, .n_buy = t->n_buy,
+                        .adam_t = t->adam.t, .n_params = t->m.n_params, .params = t->m.params, .m = t->adam_m, .v = t->adam_v};
+        if ((rc = ckpt_save_dense(dir, &d))) fail_job("checkpoint", rc);
+    }
+    MPI_Barrier(t->comm);
+    if (t->rank == 0) {
+        if ((rc = ckpt_save_manifest(dir, (uint64_t)t->step, t->n_servers, t->size, c->model, t->m.n_params))) fail_job("checkpoint", rc);
+        ckpt_prune(c->out, (int)c->keep_checkpoints);
+        log_info("checkpoint at step %ld written to %s in %.1f s", t->step, dir, now_s() - t0);
+    }
+}
+
+/* --resume: the newest complete, verified checkpoint, restored everywhere.
+ * Returns the epoch to continue (and sets the reader's position), or -1
+ * when there is none. */
+static long resume(trainer *t, fn_reader *r)
+{
+    const train_conf *c = t->c;
+    uint64_t step = 0;
+    int rc = FN_OK;
+    if (t->rank == 0) {
+        rc = ckpt_find_latest(c->out, t->n_servers, t->size, c->model, t->m.n_params, &step);
+        if (rc) log_warn("--resume: %s; starting from the beginning", fn_err_msg());
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, t->comm);
+    if (rc) return -1;
+    MPI_Bcast(&step, 1, MPI_UINT64_T, 0, t->comm);
+    char dir[4200];
+    ckpt_dir(c->out, step, dir, sizeof dir);
+    if (t->rank == 0)
+        for (int s = 0; s < t->n_servers; s++) {
+            char p[4300];
+            snprintf(p, sizeof p, "%s/server-%d.bin", dir, s);
+            if ((rc = ps_client_ctrl(t->client, s, WIRE_CTRL_RESTORE, p, NULL, 0))) fail_job("resume", rc);
+        }
+    ckpt_dense d;
+    ckpt_worker w;
+    if ((rc = ckpt_load_dense(dir, &d, t->m.n_params)) || (rc = ckpt_load_worker(dir, (uint32_t)t->rank, &w))) fail_job("resume", rc);
+    if ((rc = reader_seek(r, w.pos))) fail_job("resume", rc);
+    memcpy(t->m.params, d.params, sizeof(float) * (size_t)d.n_params);
+    memcpy(t->adam_m, d.m, sizeof(float) * (size_t)d.n_params);
+    memcpy(t->adam_v, d.v, sizeof(float) * (size_t)d.n_params);
+    t->adam.t = d.adam_t;
+    t->step = (long)d.step;
+    t->n_imp = d.n_imp;
+    t->n_clk = d.n_clk;
+    t->n_buy = d.n_buy;
+    ckpt_dense_free(&d);
+    MPI_Barrier(t->comm); /* servers restored before anyone pulls */
+    if (t->rank == 0) log_info("resumed from %s: step %ld, epoch %llu", dir, t->step, (unsigned long long)w.epoch + 1);
+    return (long)w.epoch;
 }
 
 /* Pulls, pools: after it, ws.x holds the batch's tower input. */
@@ -423,10 +504,11 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     const float scale = 1.0f / (float)t.size; /* each worker's mean loss is 1/W of the step's */
     const long np = t.m.n_params;
     double t0 = now_s(), t_log = t0, train_time = 0;
-    double win_loss[TASK_COUNT] = {0}, win_cnt[TASK_COUNT] = {0}, win_n = 0;
-    long epoch;
-    for (epoch = 0; epoch < c->epochs; epoch++) {
-        if (epoch > 0 && (rc = reader_rewind(r))) fail_job("rewinding training data", rc);
+    double win_loss[TASK_COUNT] = {0}, win_cnt[TASK_COUNT] = {0}, win_n = 0, trained_here = 0;
+    long epoch, epoch0 = 0;
+    if (c->resume && (epoch0 = resume(&t, r)) < 0) epoch0 = 0;
+    for (epoch = epoch0; epoch < c->epochs; epoch++) {
+        if (epoch != epoch0 && (rc = reader_rewind(r))) fail_job("rewinding training data", rc);
         for (;;) {
             if ((rc = reader_next(r, &t.batch, t.bw))) fail_job("reading training data", rc);
             const fn_batch *b = &t.batch;
@@ -439,12 +521,16 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 model_backward(&t.m, &t.ws, b->n, b->click, b->buy, scale, t.grads, loss, cnt);
                 for (int k = 0; k < t.m.n_tables; k++) {
                     embed_backward(&t.emb[k], b, t.ws.dx[k], 1.0f);
-                    if ((rc = ps_client_push(t.client, &t.emb[k]))) fail_job("push", rc);
+                    if ((rc = ps_client_push(t.client, &t.emb[k], t.rank, t.size))) fail_job("push", rc);
                 }
                 float *x = t.grads + np;
                 x[X_N] = (float)b->n;
                 for (int k = 0; k < TASK_COUNT; k++) { x[X_LOSS + k] = (float)(loss[k] * cnt[k]); x[X_CNT + k] = (float)cnt[k]; }
                 for (int i = 0; i < b->n; i++) { x[X_CLK] += b->click[i]; x[X_BUY] += b->buy[i]; }
+            } else if (t.size > 1) {
+                /* no data left here: an empty part, so the servers' round completes */
+                for (int k = 0; k < t.m.n_tables; k++)
+                    if ((rc = embed_prepare(&t.emb[k], b)) || (rc = ps_client_push(t.client, &t.emb[k], t.rank, t.size))) fail_job("push", rc);
             }
             /* after this, every worker's pushes of the step are applied */
             MPI_Allreduce(MPI_IN_PLACE, t.grads, (int)(np + X_COUNT), MPI_FLOAT, MPI_SUM, comm);
@@ -454,6 +540,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             t.step++;
             if (epoch == 0) { t.n_imp += x[X_N]; t.n_clk += x[X_CLK]; t.n_buy += x[X_BUY]; }
             win_n += x[X_N];
+            trained_here += x[X_N];
             for (int k = 0; k < TASK_COUNT; k++) { win_loss[k] += x[X_LOSS + k]; win_cnt[k] += x[X_CNT + k]; }
             double now = now_s();
             if (t.rank == 0 && now - t_log >= c->log_every) {
@@ -471,6 +558,11 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 memset(win_loss, 0, sizeof win_loss);
                 memset(win_cnt, 0, sizeof win_cnt);
             }
+            if (c->checkpoint_every && t.step % c->checkpoint_every == 0) {
+                double paused = now_s();
+                checkpoint(&t, r, epoch);
+                t0 += now_s() - paused;
+            }
             if (c->eval_every && c->test && t.step % c->eval_every == 0) {
                 double paused = now_s();
                 if ((rc = evaluate(&t, epoch + 1, paused - t0 - 0, 0, 0))) fail_job("evaluation", rc);
@@ -479,13 +571,14 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
         }
     }
     train_time = now_s() - t0;
-    double rate = t.n_imp * (double)c->epochs / fmax(train_time, 1e-9);
+    double rate = trained_here / fmax(train_time, 1e-9); /* this process's run, also after a resume */
     /* reading problems, summed over workers */
     const reader_stats *st = reader_get_stats(r);
     unsigned long long loc[3] = {st->bad_lines, st->unknown_items, st->missing_common}, tot[3];
     MPI_Allreduce(loc, tot, 3, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
     if (t.rank == 0) {
-        log_info("trained %ld steps, %.0f examples x %ld epoch(s) in %.1f s: %.0f examples/s", t.step, t.n_imp, c->epochs, train_time, rate);
+        log_info("trained %ld steps, %.0f examples x %ld epoch(s) (%.0f in this run) in %.1f s: %.0f examples/s", t.step, t.n_imp,
+                 c->epochs, trained_here, train_time, rate);
         if (tot[0]) log_warn("%s: %llu malformed line(s) skipped (%llu with an unknown md5); see the warnings above for where", c->train, tot[0], tot[2]);
         if (tot[1]) log_info("%s: %llu feature item(s) of fields outside --fields ignored", c->train, tot[1]);
     }

@@ -21,6 +21,10 @@
  * error (already logged with its reason). */
 int train_worker(const train_conf *c, MPI_Comm workers, int n_servers, char *const *endpoints, const secure_keys *keys);
 
+/* The command that continues this job from its last checkpoint, printed
+ * when the job ends on an error. */
+void train_set_resume_hint(const char *hint);
+
 /* `funnel predict` (argv[0] = "predict"): returns the exit code. */
 int predict_main(int argc, char **argv);
 
