@@ -21,6 +21,7 @@
 #include "modelfile.h"
 #include "nn.h"
 #include "predio.h"
+#include "prefetch.h"
 #include "reader.h"
 #include "schema.h"
 #include "truth.h"
@@ -75,7 +76,7 @@ static void fail_job(const char *what, int rc)
 /* Checkpoint of the state after step t->step: servers' shards, every
  * worker's position, the towers; the MANIFEST last.  Collective over the
  * workers: nobody pulls for the next step before the servers are written. */
-static void checkpoint(trainer *t, fn_reader *r, long epoch)
+static void checkpoint(trainer *t, const uint64_t pos[2], long epoch)
 {
     const train_conf *c = t->c;
     char dir[4200];
@@ -85,8 +86,8 @@ static void checkpoint(trainer *t, fn_reader *r, long epoch)
     MPI_Bcast(&rc, 1, MPI_INT, 0, t->comm);
     if (rc) fail_job("checkpoint", rc);
     double t0 = now_s();
-    ckpt_worker w = {.worker = (uint32_t)t->rank, .workers = (uint32_t)t->size, .step = (uint64_t)t->step, .epoch = (uint64_t)epoch};
-    reader_tell(r, w.pos);
+    ckpt_worker w = {.worker = (uint32_t)t->rank, .workers = (uint32_t)t->size, .step = (uint64_t)t->step, .epoch = (uint64_t)epoch,
+                     .pos = {pos[0], pos[1]}};
     if ((rc = ckpt_save_worker(dir, &w))) fail_job("checkpoint", rc);
     if (t->rank == 0) {
         for (int s = 0; s < t->n_servers; s++) {
@@ -507,11 +508,14 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     double win_loss[TASK_COUNT] = {0}, win_cnt[TASK_COUNT] = {0}, win_n = 0, trained_here = 0;
     long epoch, epoch0 = 0;
     if (c->resume && (epoch0 = resume(&t, r)) < 0) epoch0 = 0;
+    prefetch *pf; /* the next batch is read while this one trains */
+    if ((rc = prefetch_start(&pf, r, t.bw))) fail_job("reading training data", rc);
+    uint64_t pos[2];
     for (epoch = epoch0; epoch < c->epochs; epoch++) {
-        if (epoch != epoch0 && (rc = reader_rewind(r))) fail_job("rewinding training data", rc);
+        if (epoch != epoch0) prefetch_rewind(pf);
         for (;;) {
-            if ((rc = reader_next(r, &t.batch, t.bw))) fail_job("reading training data", rc);
-            const fn_batch *b = &t.batch;
+            const fn_batch *b;
+            if ((rc = prefetch_next(pf, &b, pos))) fail_job("reading training data", rc);
             memset(t.grads, 0, sizeof(float) * (size_t)(np + X_COUNT));
             if (b->n > 0) {
                 if ((rc = lookup(&t, b, 0))) fail_job("pull", rc);
@@ -560,7 +564,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             }
             if (c->checkpoint_every && t.step % c->checkpoint_every == 0) {
                 double paused = now_s();
-                checkpoint(&t, r, epoch);
+                checkpoint(&t, pos, epoch);
                 t0 += now_s() - paused;
             }
             if (c->eval_every && c->test && t.step % c->eval_every == 0) {
@@ -570,6 +574,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             }
         }
     }
+    prefetch_stop(&pf);
     train_time = now_s() - t0;
     double rate = trained_here / fmax(train_time, 1e-9); /* this process's run, also after a resume */
     /* reading problems, summed over workers */
