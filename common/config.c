@@ -43,6 +43,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     c->timeout = 20;
     c->keep_checkpoints = 3;
     c->bind = "auto";
+    c->push_enc = c->pull_enc = "f32";
     flag_spec specs[] = {
         {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
         {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr", "model preset (default esmm)", 0, 0},
@@ -79,6 +80,8 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"bad-lines", FLAG_CHOICE, &c->bad_lines, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
         {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 20)", 0, 0},
         {"insecure", FLAG_BOOL, &c->insecure, 0, 0, NULL, "plain TCP: no CURVE authentication and encryption of parameter traffic", 0, 0},
+        {"push-encoding", FLAG_CHOICE, &c->push_enc, 0, 0, "f32|f16|i8", "value encoding of pushed gradients (default f32)", 0, 0},
+        {"pull-encoding", FLAG_CHOICE, &c->pull_enc, 0, 0, "f32|f16|i8", "value encoding of pulled rows (default f32)", 0, 0},
         {"no-lz4", FLAG_BOOL, &c->no_lz4, 0, 0, NULL, "do not compress parameter traffic", 0, 0},
         {"bind", FLAG_STRING, &c->bind, 0, 0, NULL, "address servers bind and advertise (default auto: 127.0.0.1 on one host)", 0, 0},
         {"no-preds", FLAG_BOOL, &c->no_preds, 0, 0, NULL, "do not write RUN_DIR/test_preds.csv", 0, 0},
@@ -148,6 +151,8 @@ int config_write_json(const train_conf *c, const char *path, int n_servers, int 
     fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",
             c->emb_lr, c->emb_init_acc, c->init_range, c->dense_lr, c->eval_every, c->no_lz4 ? "false" : "true");
     fprintf(f, "  \"secure\": %s,\n", c->insecure ? "false" : "true");
+    json_str(f, "push_encoding", c->push_enc, 1);
+    json_str(f, "pull_encoding", c->pull_enc, 1);
     json_str(f, "bad_lines", c->bad_lines, 0);
     fputs("}\n", f);
     if (fclose(f)) return fn_fail(FN_EIO, "%s: write failed", path);

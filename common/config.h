@@ -35,6 +35,7 @@ typedef struct {
     const char *bad_lines;
     long timeout;
     int no_lz4;
+    const char *push_enc, *pull_enc;
     int insecure;
     const char *bind;
     int no_preds;

@@ -153,7 +153,8 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
         } else if ((rc = ps_table_pull(t, m->keys, m->n, s->vals, s->step))) {
             return fn_fail(rc, "out of memory creating rows");
         }
-        *reply = (wire_msg){.type = WIRE_PULL_REP, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = s->vals};
+        /* the reply's value encoding is the one the request asks for */
+        *reply = (wire_msg){.type = WIRE_PULL_REP, .enc = m->enc, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = s->vals};
         s->pulls++;
         s->rows_pulled += m->n;
         return FN_OK;

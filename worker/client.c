@@ -17,7 +17,7 @@ struct ps_client {
     char **endpoint;
     int timeout_ms;
     int lz4;
-    wire_enc enc;
+    wire_enc enc, pull_enc;
     wire_codec *tx, *rx;
     uint64_t seq;
     uint64_t *want_seq;      /* per server: seq of the outstanding request, 0 = none */
@@ -33,7 +33,7 @@ static long long now_ms(void)
 }
 
 int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpoints, int timeout_ms, int lz4, wire_enc enc,
-                   const secure_keys *keys)
+                   wire_enc pull_enc, const secure_keys *keys)
 {
     *out = NULL;
     ps_client *c = calloc(1, sizeof *c);
@@ -42,6 +42,7 @@ int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpo
     c->timeout_ms = timeout_ms;
     c->lz4 = lz4;
     c->enc = enc;
+    c->pull_enc = pull_enc;
     c->sock = calloc((size_t)n_servers, sizeof *c->sock);
     c->endpoint = calloc((size_t)n_servers, sizeof *c->endpoint);
     c->want_seq = calloc((size_t)n_servers, sizeof *c->want_seq);
@@ -180,7 +181,7 @@ int ps_client_pull(ps_client *c, embed_table *e, int readonly)
     for (int s = 0; s < c->n; s++) {
         uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
         if (!n) continue;
-        wire_msg m = {.type = WIRE_PULL_REQ, .table = (uint16_t)e->table, .dim = (uint16_t)e->dim, .n = n,
+        wire_msg m = {.type = WIRE_PULL_REQ, .enc = (uint8_t)c->pull_enc, .table = (uint16_t)e->table, .dim = (uint16_t)e->dim, .n = n,
                       .code = readonly ? 1u : 0u, .keys = e->srv_keys + a};
         int rc = send_msg(c, s, &m);
         if (rc) return rc;

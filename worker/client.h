@@ -24,9 +24,10 @@ typedef struct {
 } ps_client_stats;
 
 /* endpoints[s] is server s's ZeroMQ endpoint.  timeout_ms: deadline of a
- * round.  lz4: try compressing payloads; enc: value encoding of pushes. */
+ * round.  lz4: try compressing payloads; push_enc: value encoding of
+ * pushed gradients; pull_enc: the encoding asked of the servers' replies. */
 int ps_client_open(ps_client **out, void *zmq_ctx, int n_servers, char *const *endpoints,
-                   int timeout_ms, int lz4, wire_enc enc, const secure_keys *keys);
+                   int timeout_ms, int lz4, wire_enc push_enc, wire_enc pull_enc, const secure_keys *keys);
 void ps_client_close(ps_client **c);
 
 /* Fills e->rows for e's unique keys.  readonly: missing keys read as zeros

@@ -395,6 +395,8 @@ static int evaluate(trainer *t, long epoch, double train_seconds, double train_r
 
 /* ---- training ------------------------------------------------------------ */
 
+static wire_enc wire_enc_parse(const char *s) { return !strcmp(s, "f16") ? WIRE_F16 : !strcmp(s, "i8") ? WIRE_I8 : WIRE_F32; }
+
 static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, char *const *endpoints, const secure_keys *keys)
 {
     memset(t, 0, sizeof *t);
@@ -448,7 +450,8 @@ static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, 
     if ((rc = batch_init(&t->batch, t->ws.cap, (size_t)t->ws.cap * 64))) return rc;
     t->zctx = zmq_ctx_new();
     if (!t->zctx) return fn_fail(FN_EZMQ, "cannot create a ZeroMQ context");
-    return ps_client_open(&t->client, t->zctx, n_servers, endpoints, (int)c->timeout * 1000, !c->no_lz4, WIRE_F32, keys);
+    return ps_client_open(&t->client, t->zctx, n_servers, endpoints, (int)c->timeout * 1000, !c->no_lz4, wire_enc_parse(c->push_enc),
+                          wire_enc_parse(c->pull_enc), keys);
 }
 
 static void teardown(trainer *t)
