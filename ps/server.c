@@ -367,54 +367,17 @@ int ps_server_run(ps_server *s)
     return rc;
 }
 
-int ps_server_export(ps_server *s, const char *path)
+/* Every row of every table after `head`: (u32 table, u64 key, dim f32
+ * weights[, state f32]) — the body of both exports and checkpoints. */
+static int write_rows(ps_server *s, const char *path, uint32_t magic, uint32_t version, const uint8_t *head, size_t head_len,
+                      int with_state)
 {
     binfile_w w;
-    int rc = binfile_create(&w, path, PS_EXPORT_MAGIC, PS_EXPORT_VERSION);
-    if (rc) return rc;
-    uint64_t rows = 0;
-    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
-    uint8_t head[12];
-    put_le32(head, (uint32_t)s->conf.dim);
-    put_le64(head + 4, rows);
-    rc = binfile_write(&w, head, sizeof head);
-    size_t rec = 12 + 4 * (size_t)s->conf.dim;
-    uint8_t *buf = malloc(rec);
-    if (!buf) rc = FN_ENOMEM;
-    for (int t = 0; t < PS_MAX_TABLES && !rc; t++) {
-        if (!s->tables[t]) continue;
-        size_t n = ps_table_rows(s->tables[t]);
-        for (size_t i = 0; i < n && !rc; i++) {
-            uint64_t key;
-            const float *wts, *state;
-            ps_table_row_at(s->tables[t], i, &key, &wts, &state);
-            put_le32(buf, (uint32_t)t);
-            put_le64(buf + 4, key);
-            for (int d = 0; d < s->conf.dim; d++) put_f32(buf + 12 + 4 * d, wts[d]);
-            rc = binfile_write(&w, buf, rec);
-        }
-    }
-    free(buf);
-    if (rc) { binfile_abort(&w); return rc; }
-    return binfile_commit(&w);
-}
-
-int ps_server_checkpoint(ps_server *s, const char *path)
-{
-    binfile_w w;
-    int rc = binfile_create(&w, path, PS_CKPT_MAGIC, PS_CKPT_VERSION);
+    int rc = binfile_create(&w, path, magic, version);
     if (rc) return rc;
     const int D = s->conf.dim;
-    const size_t SF = ps_opt_state_floats(&s->conf.opt, D);
-    uint64_t rows = 0;
-    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
-    uint8_t head[24];
-    put_le32(head, (uint32_t)D);
-    put_le32(head + 4, (uint32_t)SF);
-    put_le32(head + 8, (uint32_t)s->conf.opt.kind);
-    put_le32(head + 12, s->step);
-    put_le64(head + 16, rows);
-    rc = binfile_write(&w, head, sizeof head);
+    const size_t SF = with_state ? ps_opt_state_floats(&s->conf.opt, D) : 0;
+    rc = binfile_write(&w, head, head_len);
     size_t rec = 12 + 4 * ((size_t)D + SF);
     uint8_t *buf = malloc(rec);
     if (!buf) rc = FN_ENOMEM;
@@ -428,7 +391,7 @@ int ps_server_checkpoint(ps_server *s, const char *path)
             put_le32(buf, (uint32_t)t);
             put_le64(buf + 4, key);
             for (int d = 0; d < D; d++) put_f32(buf + 12 + 4 * d, wts[d]);
-            for (size_t k = 0; k < SF; k++) put_f32(buf + 12 + 4 * ((size_t)D + k), state[k]);
+            for (size_t q = 0; q < SF; q++) put_f32(buf + 12 + 4 * ((size_t)D + q), state[q]);
             rc = binfile_write(&w, buf, rec);
         }
     }
@@ -436,6 +399,33 @@ int ps_server_checkpoint(ps_server *s, const char *path)
     if (rc) { binfile_abort(&w); return rc; }
     return binfile_commit(&w);
 }
+
+static uint64_t total_rows(const ps_server *s)
+{
+    uint64_t rows = 0;
+    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
+    return rows;
+}
+
+int ps_server_export(ps_server *s, const char *path)
+{
+    uint8_t head[12];
+    put_le32(head, (uint32_t)s->conf.dim);
+    put_le64(head + 4, total_rows(s));
+    return write_rows(s, path, PS_EXPORT_MAGIC, PS_EXPORT_VERSION, head, sizeof head, 0);
+}
+
+int ps_server_checkpoint(ps_server *s, const char *path)
+{
+    uint8_t head[24];
+    put_le32(head, (uint32_t)s->conf.dim);
+    put_le32(head + 4, (uint32_t)ps_opt_state_floats(&s->conf.opt, s->conf.dim));
+    put_le32(head + 8, (uint32_t)s->conf.opt.kind);
+    put_le32(head + 12, s->step);
+    put_le64(head + 16, total_rows(s));
+    return write_rows(s, path, PS_CKPT_MAGIC, PS_CKPT_VERSION, head, sizeof head, 1);
+}
+
 
 int ps_server_restore(ps_server *s, const char *path)
 {
