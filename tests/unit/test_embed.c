@@ -23,17 +23,7 @@
 #include "fn_error.h"
 #include "hash.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            if (failures++ < 40) {                                              \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-                printf(__VA_ARGS__);                                            \
-                printf("\n");                                                   \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 /* Fills b with n examples and nf entries drawn from a pool of keys (every
  * entry its own key when `unique`).  Pools of successive batches overlap,

@@ -16,17 +16,7 @@
 #include "fn_error.h"
 #include "schema.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            if (failures++ < 40) {                                              \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-                printf(__VA_ARGS__);                                            \
-                printf("\n");                                                   \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 /* ---- a flag table of every type ------------------------------------------ */
 

@@ -20,17 +20,7 @@
 #include "hash.h"
 #include "keymap.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            if (failures++ < 20) {                                              \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-                printf(__VA_ARGS__);                                            \
-                printf("\n");                                                   \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 #define K 65536u      /* distinct keys */
 #define STORE (2 * K) /* row store positions */

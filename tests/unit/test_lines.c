@@ -20,38 +20,9 @@
 #include "hash.h"
 #include "lines.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            if (failures++ < 40) {                                              \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-                printf(__VA_ARGS__);                                            \
-                printf("\n");                                                   \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
-static char dir[64];
 
-/* Removes every file in the temporary directory, then the directory, so
- * that even a failing run leaves nothing behind.  Returns how many files
- * were left over. */
-static int remove_dir(void)
-{
-    int left = 0;
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-        left++;
-    }
-    if (d) closedir(d);
-    if (rmdir(dir)) printf("FAIL cannot remove %s\n", dir);
-    return left;
-}
 
 /* ---- reference ----------------------------------------------------------- */
 

@@ -21,16 +21,7 @@
 
 #include "optimizer.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                                \
-            printf("\n");                                                       \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 /* float results against double references: a few float ulps of the values
  * involved, never loose enough to hide a wrong formula. */

@@ -22,17 +22,7 @@
 #include "hash.h"
 #include "table.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            if (failures++ < 30) {                                              \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-                printf(__VA_ARGS__);                                            \
-                printf("\n");                                                   \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 /* keys[id] = (id + 1) * KEY_MUL, so a key maps back to its id. */
 #define KEY_MUL 0x9E3779B97F4A7C15ull

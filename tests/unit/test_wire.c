@@ -30,18 +30,7 @@ uint32_t wire_test_crc32c_sw(uint32_t crc, const void *data, size_t len);
 uint16_t wire_test_f32_to_f16_sw(float f);
 float wire_test_f16_to_f32_sw(uint16_t h);
 
-static int failures;
-
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            if (++failures <= 60) {                                                   \
-                fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-                fprintf(stderr, __VA_ARGS__);                                         \
-                fputc('\n', stderr);                                                  \
-            }                                                                         \
-        }                                                                             \
-    } while (0)
+#include "check.h"
 
 /* splitmix64: the test's own RNG, so it depends on nothing but wire.c */
 static uint64_t rng_state;
