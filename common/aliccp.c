@@ -142,7 +142,7 @@ int aliccp_common_load(aliccp_common **out, const char *path, const fn_schema *s
     *out = NULL;
     aliccp_common *c = calloc(1, sizeof *c);
     if (!c) return FN_ENOMEM;
-    int rc = batch_init(&c->feats, 1, 1 << 16);
+    int rc = batch_init(&c->feats, 1, 1024); /* grows by doubling */
     if (!rc) rc = keymap_init(&c->index, 1024, common_key_of, c);
     c->cap = 1024;
     c->md5 = malloc(c->cap * sizeof *c->md5);

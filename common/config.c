@@ -7,6 +7,7 @@
 
 #include "flags.h"
 #include "fn_error.h"
+#include "schema.h"
 
 #define SYNOPSIS                                                                                   \
     "train --servers S --model M --format aliccp --train PATH --common FILE\n"                     \
@@ -98,9 +99,9 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     }
     if (rc) return rc;
     if ((c->n_hidden = flags_int_list(c->hidden_s, c->hidden, CONFIG_MAX_LAYERS)) < 0)
-        return fn_fail(FN_EUSAGE, "--hidden must be 1 to %d comma-separated widths in [1, 1000000], got '%s'", CONFIG_MAX_LAYERS, c->hidden_s);
+        return fn_fail(FN_EUSAGE, "--hidden must be 1 to %d comma-separated widths in [1, 1000000], got '%.*s%s'", CONFIG_MAX_LAYERS, FLAGS_QUOTE(c->hidden_s));
     if (c->bottom_s && (c->n_bottom = flags_int_list(c->bottom_s, c->bottom, CONFIG_MAX_LAYERS)) < 0)
-        return fn_fail(FN_EUSAGE, "--bottom must be 1 to %d comma-separated widths in [1, 1000000], got '%s'", CONFIG_MAX_LAYERS, c->bottom_s);
+        return fn_fail(FN_EUSAGE, "--bottom must be 1 to %d comma-separated widths in [1, 1000000], got '%.*s%s'", CONFIG_MAX_LAYERS, FLAGS_QUOTE(c->bottom_s));
     if (!strcmp(c->format, "aliccp")) {
         if (!c->common) return fn_fail(FN_EUSAGE, "--common is required with --format aliccp");
         if (c->test && !c->test_common) return fn_fail(FN_EUSAGE, "--test-common is required with --test and --format aliccp");
@@ -108,6 +109,10 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         if (c->common) return fn_fail(FN_EUSAGE, "--common is for --format aliccp; with --format bin the files carry their features (give no --common)");
         if (c->test_common) return fn_fail(FN_EUSAGE, "--test-common is for --format aliccp; with --format bin the files carry their features (give no --test-common)");
     }
+    /* checked here, where a bad list is a usage error on every rank, not a
+     * worker's abort after the job has started */
+    fn_schema fields;
+    if (schema_parse(&fields, c->fields)) return FN_EUSAGE; /* the message names --fields */
     if (c->test_truth && !c->test) return fn_fail(FN_EUSAGE, "--test-truth given without --test");
     if (c->test_common && !c->test) return fn_fail(FN_EUSAGE, "--test-common given without --test");
     return FN_OK;

@@ -36,7 +36,7 @@ static int set_value(flag_spec *s, const char *v)
         errno = 0;
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < s->min || x > s->max)
-            return fn_fail(FN_EUSAGE, "--%s must be an integer in [%.0f, %.0f], got '%s'", s->name, s->min, s->max, v);
+            return fn_fail(FN_EUSAGE, "--%s must be an integer in [%.0f, %.0f], got '%.*s%s'", s->name, s->min, s->max, FLAGS_QUOTE(v));
         *(long *)s->dst = x;
         return FN_OK;
     }
@@ -44,7 +44,7 @@ static int set_value(flag_spec *s, const char *v)
         errno = 0;
         double x = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(x) || x < s->min || x > s->max)
-            return fn_fail(FN_EUSAGE, "--%s must be a number in [%g, %g], got '%s'", s->name, s->min, s->max, v);
+            return fn_fail(FN_EUSAGE, "--%s must be a number in [%g, %g], got '%.*s%s'", s->name, s->min, s->max, FLAGS_QUOTE(v));
         *(double *)s->dst = x;
         return FN_OK;
     }
@@ -54,7 +54,7 @@ static int set_value(flag_spec *s, const char *v)
         return FN_OK;
     case FLAG_CHOICE:
         if (!choice_ok(s->choices, v))
-            return fn_fail(FN_EUSAGE, "--%s must be one of %s, got '%s'", s->name, s->choices, v);
+            return fn_fail(FN_EUSAGE, "--%s must be one of %s, got '%.*s%s'", s->name, s->choices, FLAGS_QUOTE(v));
         *(const char **)s->dst = v;
         return FN_OK;
     case FLAG_BOOL:
@@ -69,18 +69,18 @@ int flags_parse(flag_spec *specs, int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return FLAGS_HELP;
         if (strncmp(a, "--", 2) || !a[2])
-            return fn_fail(FN_EUSAGE, "unexpected argument '%s' (flags start with --)", a);
+            return fn_fail(FN_EUSAGE, "unexpected argument '%.*s%s' (flags start with --)", FLAGS_QUOTE(a));
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         flag_spec *s = find(specs, name, len);
-        if (!s) return fn_fail(FN_EUSAGE, "unknown flag '--%.*s' (see --help)", (int)len, name);
+        if (!s) return fn_fail(FN_EUSAGE, "unknown flag '--%.*s%s' (see --help)", (int)(len > FLAGS_QUOTE_MAX ? FLAGS_QUOTE_MAX : len), name, len > FLAGS_QUOTE_MAX ? "..." : "");
         if (s->seen) return fn_fail(FN_EUSAGE, "--%s given twice", s->name);
         s->seen = 1;
         if (s->type == FLAG_BOOL) {
             if (eq) {
                 if (!strcmp(eq + 1, "1") || !strcmp(eq + 1, "true")) *(int *)s->dst = 1;
                 else if (!strcmp(eq + 1, "0") || !strcmp(eq + 1, "false")) *(int *)s->dst = 0;
-                else return fn_fail(FN_EUSAGE, "--%s takes no value or =true/=false, got '%s'", s->name, eq + 1);
+                else return fn_fail(FN_EUSAGE, "--%s takes no value or =true/=false, got '%.*s%s'", s->name, FLAGS_QUOTE(eq + 1));
             } else {
                 *(int *)s->dst = 1;
             }

@@ -9,6 +9,7 @@
 #define FN_FLAGS_H
 
 #include <stdio.h>
+#include <string.h>
 
 typedef enum { FLAG_INT, FLAG_DOUBLE, FLAG_STRING, FLAG_BOOL, FLAG_CHOICE } flag_type;
 
@@ -35,6 +36,13 @@ void flags_usage(FILE *f, const char *synopsis, const flag_spec *specs);
 
 /* Whether flag `name` was given on the command line. */
 int flags_seen(const flag_spec *specs, const char *name);
+
+/* printf arguments that quote a value from the command line in an error
+ * message ("'%.*s%s'"): at most FLAGS_QUOTE_MAX bytes of it, then "...", so
+ * that a pasted-in megabyte does not become the message. */
+#define FLAGS_QUOTE_MAX 64
+#define FLAGS_QUOTE(v) \
+    (int)(strlen(v) > FLAGS_QUOTE_MAX ? FLAGS_QUOTE_MAX : strlen(v)), (v), strlen(v) > FLAGS_QUOTE_MAX ? "..." : ""
 
 /* Parses a comma-separated list of positive ints ("200,80") into out[cap].
  * Returns the count, or -1 if malformed or longer than cap. */

@@ -23,7 +23,20 @@ int fn_fail(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    memcpy(err_buf, tmp, sizeof err_buf);
+    /* then copy it with control characters escaped (\x0a): a message quotes
+     * bytes of files and flags, and must stay one line whatever they hold */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)tmp; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            if (o + 1 >= sizeof err_buf) break;
+            err_buf[o++] = (char)*p;
+        } else {
+            if (o + 4 >= sizeof err_buf) break;
+            snprintf(err_buf + o, 5, "\\x%02x", *p);
+            o += 4;
+        }
+    }
+    err_buf[o] = 0;
     return code;
 }
 

@@ -33,7 +33,9 @@ typedef enum { FN_ERRORS(FN_ERR_ENUM) FN_ERR_COUNT } fn_err;
 const char *fn_strerror(int code);
 
 /* Sets the detail message for the current thread and returns code, so that
- * `return fn_fail(FN_EPARSE, "%s:%lu: bad click", path, line);` reads well. */
+ * `return fn_fail(FN_EPARSE, "%s:%lu: bad click", path, line);` reads well.
+ * Control characters in the result are escaped (\x0a), so the message is
+ * one line whatever bytes of a file or flag it quotes. */
 int fn_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The detail message of the last fn_fail on this thread ("" if none). */

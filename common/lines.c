@@ -76,10 +76,8 @@ int lines_open(lines **out, const char *path, int part, int nparts)
     lines *l = calloc(1, sizeof *l);
     if (!l) return FN_ENOMEM;
     l->path = strdup(path);
-    l->cap = LINES_BUF;
-    l->buf = malloc(l->cap + 1);
     l->f = fopen(path, "rb");
-    if (!l->path || !l->buf || !l->f) {
+    if (!l->path || !l->f) {
         int rc = l->f ? FN_ENOMEM : fn_fail(FN_EIO, "%s: cannot open: %s", path, strerror(errno));
         lines_close(&l);
         return rc;
@@ -90,6 +88,13 @@ int lines_open(lines **out, const char *path, int part, int nparts)
         return fn_fail(FN_EIO, "%s: not a regular file", path);
     }
     uint64_t size = (uint64_t)st.st_size;
+    /* a small file gets a small buffer (fill() grows it if the file does) */
+    l->cap = size < LINES_BUF ? (size < 4096 ? 4096 : (size_t)size) : LINES_BUF;
+    l->buf = malloc(l->cap + 1);
+    if (!l->buf) {
+        lines_close(&l);
+        return fn_fail(FN_ENOMEM, "%s: out of memory", path);
+    }
     l->start = size * (uint64_t)part / (uint64_t)nparts;
     l->end = size * (uint64_t)(part + 1) / (uint64_t)nparts;
     l->first = l->start;
@@ -172,10 +177,11 @@ uint64_t lines_lineno(lines *l)
         uint64_t count = 0;
         FILE *f = fopen(l->path, "rb");
         if (f) {
-            char *b = malloc(1 << 20);
+            size_t bsize = l->first < (1u << 20) ? (size_t)l->first + 1 : (1u << 20);
+            char *b = malloc(bsize);
             uint64_t left = l->first;
             while (b && left > 0) {
-                size_t want = left < (1u << 20) ? (size_t)left : (1u << 20);
+                size_t want = left < bsize ? (size_t)left : bsize;
                 size_t got = fread(b, 1, want, f);
                 if (!got) break;
                 for (char *p = b; (p = memchr(p, '\n', (size_t)(b + got - p))); p++) count++;

@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binfmt.h"
 #include "fn_error.h"
 
-enum { FORMAT_ALICCP = 1 };
+enum { FORMAT_ALICCP = 1, FORMAT_BIN = 2 };
 
 struct fn_dataset {
     int format;
@@ -15,28 +16,42 @@ struct fn_dataset {
     const fn_schema *schema;
     int stop_on_bad;
     aliccp_common *common;
+    binfmt_set *bin;
     char describe[256];
 };
 
 struct fn_reader {
     int format;
     aliccp_reader *aliccp;
+    binfmt_reader *bin;
 };
 
 int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
                  const fn_schema *schema, int stop_on_bad)
 {
     *out = NULL;
-    if (strcmp(format, "aliccp")) return fn_fail(FN_EUSAGE, "format '%s' is not available in this version (use aliccp)", format);
-    if (!common) return fn_fail(FN_EUSAGE, "%s: the aliccp format needs its common features file", path);
+    int fmt = !strcmp(format, "aliccp") ? FORMAT_ALICCP : !strcmp(format, "bin") ? FORMAT_BIN : 0;
+    if (!fmt) return fn_fail(FN_EUSAGE, "format '%s' is not available in this version (use aliccp or bin)", format);
+    if (fmt == FORMAT_ALICCP && !common) return fn_fail(FN_EUSAGE, "%s: the aliccp format needs its common features file", path);
+    if (fmt == FORMAT_BIN && common)
+        return fn_fail(FN_EUSAGE, "%s: the bin format carries its common features already; give no common features file", path);
     fn_dataset *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) { free(d); return FN_ENOMEM; }
-    d->format = FORMAT_ALICCP;
+    d->format = fmt;
     d->schema = schema;
     d->stop_on_bad = stop_on_bad;
-    int rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
+    int rc;
+    if (fmt == FORMAT_ALICCP) {
+        rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
+        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets)", path, aliccp_common_count(d->common));
+    } else {
+        rc = binfmt_set_open(&d->bin, path, schema);
+        if (!rc)
+            snprintf(d->describe, sizeof d->describe, "%s (bin, %zu part file(s), %llu blocks, %llu examples, %.1f MB)", path,
+                     binfmt_set_files(d->bin), (unsigned long long)binfmt_set_blocks(d->bin),
+                     (unsigned long long)binfmt_set_examples(d->bin), (double)binfmt_set_bytes(d->bin) / 1e6);
+    }
     if (rc) { dataset_close(&d); return rc; }
-    snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets)", path, aliccp_common_count(d->common));
     *out = d;
     return FN_OK;
 }
@@ -46,6 +61,7 @@ void dataset_close(fn_dataset **dp)
     fn_dataset *d = *dp;
     if (!d) return;
     aliccp_common_destroy(&d->common);
+    binfmt_set_close(&d->bin);
     free(d->path);
     free(d);
     *dp = NULL;
@@ -59,7 +75,8 @@ int reader_open(fn_reader **out, const fn_dataset *d, int part, int nparts)
     fn_reader *r = calloc(1, sizeof *r);
     if (!r) return FN_ENOMEM;
     r->format = d->format;
-    int rc = aliccp_reader_open(&r->aliccp, d->path, d->common, d->schema, part, nparts, d->stop_on_bad);
+    int rc = d->format == FORMAT_BIN ? binfmt_reader_open(&r->bin, d->bin, part, nparts)
+                                     : aliccp_reader_open(&r->aliccp, d->path, d->common, d->schema, part, nparts, d->stop_on_bad);
     if (rc) { free(r); return rc; }
     *out = r;
     return FN_OK;
@@ -70,13 +87,21 @@ void reader_close(fn_reader **rp)
     fn_reader *r = *rp;
     if (!r) return;
     aliccp_reader_close(&r->aliccp);
+    binfmt_reader_close(&r->bin);
     free(r);
     *rp = NULL;
 }
 
-int reader_next(fn_reader *r, fn_batch *b, int max) { return aliccp_reader_next(r->aliccp, b, max); }
-int reader_rewind(fn_reader *r) { return aliccp_reader_rewind(r->aliccp); }
-double reader_progress(const fn_reader *r) { return aliccp_reader_progress(r->aliccp); }
-const reader_stats *reader_get_stats(const fn_reader *r) { return aliccp_reader_stats(r->aliccp); }
-void reader_tell(const fn_reader *r, uint64_t pos[2]) { aliccp_reader_tell(r->aliccp, pos); }
-int reader_seek(fn_reader *r, const uint64_t pos[2]) { return aliccp_reader_seek(r->aliccp, pos); }
+int reader_next(fn_reader *r, fn_batch *b, int max)
+{
+    return r->bin ? binfmt_reader_next(r->bin, b, max) : aliccp_reader_next(r->aliccp, b, max);
+}
+int reader_rewind(fn_reader *r) { return r->bin ? binfmt_reader_rewind(r->bin) : aliccp_reader_rewind(r->aliccp); }
+double reader_progress(const fn_reader *r) { return r->bin ? binfmt_reader_progress(r->bin) : aliccp_reader_progress(r->aliccp); }
+const reader_stats *reader_get_stats(const fn_reader *r) { return r->bin ? binfmt_reader_stats(r->bin) : aliccp_reader_stats(r->aliccp); }
+void reader_tell(const fn_reader *r, uint64_t pos[2])
+{
+    if (r->bin) binfmt_reader_tell(r->bin, pos);
+    else aliccp_reader_tell(r->aliccp, pos);
+}
+int reader_seek(fn_reader *r, const uint64_t pos[2]) { return r->bin ? binfmt_reader_seek(r->bin, pos) : aliccp_reader_seek(r->aliccp, pos); }

@@ -6,8 +6,17 @@
  * its evaluation and `funnel predict` see only this interface, so a format
  * is added here, not in every caller.
  *
- * Formats: "aliccp" (common/aliccp.h).  A position (reader_tell) is two
- * numbers that reader_seek takes back — what a checkpoint records. */
+ * Formats: "aliccp" (common/aliccp.h): path is a sample skeleton file,
+ * common its common features file, partitions are byte ranges; "bin"
+ * (common/binfmt.h, written by `funnel convert`): path is a directory of
+ * part files or one .fbin file, common must be NULL (the features are in
+ * the file), partitions are contiguous ranges of examples (so of blocks),
+ * and the files' field list must equal the schema given (refused
+ * otherwise: the keys were hashed with it).  A position (reader_tell) is
+ * two numbers that reader_seek takes back — what a checkpoint records:
+ * (file offset, lines done) for aliccp, (global block, example within it)
+ * for bin.  For bin, reader_progress counts examples and the stats count
+ * examples as lines (a damaged block is an error, never skipped). */
 #ifndef FN_READER_H
 #define FN_READER_H
 
@@ -22,7 +31,8 @@ typedef aliccp_stats reader_stats;
 typedef struct fn_dataset fn_dataset;
 typedef struct fn_reader fn_reader;
 
-/* common: the Ali-CCP common features file (required for aliccp). */
+/* common: the Ali-CCP common features file (required for aliccp, NULL
+ * for bin). */
 int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
                  const fn_schema *schema, int stop_on_bad);
 void dataset_close(fn_dataset **d);

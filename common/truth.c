@@ -15,7 +15,7 @@ static uint64_t truth_key_of(const void *ud, uint32_t slot) { return ((const fn_
 
 static int grow(fn_truth *t)
 {
-    size_t cap = t->cap ? t->cap * 2 : 65536;
+    size_t cap = t->cap ? t->cap * 2 : 1024; /* grows: small worlds stay small */
     uint64_t *id = realloc(t->id, cap * sizeof *id);
     if (id) t->id = id;
     float *a = realloc(t->pctr, cap * sizeof *a);
@@ -41,7 +41,7 @@ static int prob(const char *s, char **end, float *out)
 int truth_load(fn_truth *t, const char *path)
 {
     memset(t, 0, sizeof *t);
-    int rc = keymap_init(&t->index, 65536, truth_key_of, t);
+    int rc = keymap_init(&t->index, 1024, truth_key_of, t);
     if (rc) return rc;
     lines *l;
     if ((rc = lines_open(&l, path, 0, 1))) { truth_free(t); return rc; }

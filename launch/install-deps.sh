@@ -4,7 +4,7 @@
 # arguments are installed too (e.g. python3-torch for the benchmarks).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin openssh-client
-      libzmq3-dev libopenblas-dev liblz4-dev "$@")
+      libzmq3-dev libopenblas-dev liblz4-dev iproute2 "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ struct ps_server {
     push_slot *slots;     /* per worker, for rounds of W >= 2 workers */
     int round_w, round_have;
     uint16_t round_table, round_dim;
+    char ctrl_text[4096]; /* control replies */
     uint64_t *mkeys;      /* merged round */
     float *mvals;
     size_t mcap;
@@ -162,6 +164,10 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
     case WIRE_PUSH_REQ: {
         ps_table *t = table_of(s, m->table, m->dim, 1, &rc);
         if (rc) return rc;
+        /* one NaN would poison a row for good: refuse the whole push */
+        for (size_t i = 0, n = (size_t)m->n * m->dim; i < n; i++)
+            if (!isfinite(m->values[i]))
+                return fn_fail(FN_EBADMSG, "gradient of key %zu is not finite", i / m->dim);
         if ((m->code >> 16) >= 2) { /* a synchronous round of several workers */
             *deferred = 1;
             return hold_push(s, m, ident);
@@ -174,21 +180,21 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
         return FN_OK;
     }
     case WIRE_CTRL_REQ: {
-        static char text[4096];
+        char *text = s->ctrl_text; /* the reply is sent before the next request is read */
         int status = 0;
         text[0] = 0;
         switch (m->code) {
         case WIRE_CTRL_PING: break;
-        case WIRE_CTRL_STATS: ps_server_stats_json(s, text, sizeof text); break;
+        case WIRE_CTRL_STATS: ps_server_stats_json(s, text, sizeof s->ctrl_text); break;
         case WIRE_CTRL_EXPORT:
-            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof text, "export needs a path"); break; }
-            if ((status = ps_server_export(s, m->text))) snprintf(text, sizeof text, "%s", fn_err_msg());
+            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof s->ctrl_text, "export needs a path"); break; }
+            if ((status = ps_server_export(s, m->text))) snprintf(text, sizeof s->ctrl_text, "%s", fn_err_msg());
             break;
         case WIRE_CTRL_CHECKPOINT:
         case WIRE_CTRL_RESTORE:
-            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof text, "checkpoint needs a path"); break; }
+            if (!m->text_len) { status = FN_EINVAL; snprintf(text, sizeof s->ctrl_text, "checkpoint needs a path"); break; }
             status = m->code == WIRE_CTRL_CHECKPOINT ? ps_server_checkpoint(s, m->text) : ps_server_restore(s, m->text);
-            if (status) snprintf(text, sizeof text, "%s", fn_err_msg());
+            if (status) snprintf(text, sizeof s->ctrl_text, "%s", fn_err_msg());
             break;
         case WIRE_CTRL_SHUTDOWN: s->stop = 1; break;
         default: return fn_fail(FN_EBADMSG, "unknown control operation %u", m->code);
@@ -245,11 +251,11 @@ static int apply_round(ps_server *s)
     s->step++;
     if (!rc && (rc = ps_table_push(t, s->mkeys, (uint32_t)nm, s->mvals, s->step))) rc = fn_fail(rc, "out of memory applying a push");
     s->rows_pushed += nm;
+    char why[512]; /* the replies point into it until sent */
     for (int w = 0; w < W; w++) {
         push_slot *sl = &s->slots[w];
         wire_msg reply = {.type = WIRE_PUSH_REP, .seq = sl->seq, .table = s->round_table, .code = sl->n};
         if (rc) {
-            char why[512];
             snprintf(why, sizeof why, "%s", fn_err_msg());
             reply = (wire_msg){.type = WIRE_ERROR_REP, .seq = sl->seq, .code = (uint32_t)rc, .text = why, .text_len = (uint32_t)strlen(why)};
         }
@@ -347,6 +353,7 @@ int ps_server_run(ps_server *s)
         }
         s->bytes_in += zmq_msg_size(&body);
         wire_msg m, reply;
+        char why[512]; /* an ERROR_REP's text points into it until sent */
         int deferred = 0;
         int drc = wire_decode(s->rx, zmq_msg_data(&body), zmq_msg_size(&body), &m);
         if (!drc) drc = handle(s, &m, &reply, &ident, &deferred);
@@ -356,7 +363,6 @@ int ps_server_run(ps_server *s)
             if (s->bad_requests <= 10) log_warn("server %d: refused a request: %s", s->conf.rank, fn_err_msg());
             wire_msg hdr = {0};
             wire_peek_header(zmq_msg_data(&body), zmq_msg_size(&body), &hdr);
-            char why[512];
             snprintf(why, sizeof why, "%s", fn_err_msg());
             reply = (wire_msg){.type = WIRE_ERROR_REP, .seq = hdr.seq, .code = (uint32_t)drc, .text = why, .text_len = (uint32_t)strlen(why)};
         }

@@ -118,7 +118,7 @@ static void moe_layout(model *m, int in, long *at)
     }
 }
 
-int model_init(model *m, const model_spec *spec)
+int model_layout(model *m, const model_spec *spec)
 {
     memset(m, 0, sizeof *m);
     m->spec = *spec;
@@ -169,8 +169,15 @@ int model_init(model *m, const model_spec *spec)
     for (int t = 0; t < TOWER_COUNT; t++)
         if (m->has_tower[t]) mlp_layout(&m->tower[t], in, s->hidden, s->n_hidden, 1, &at);
     m->n_params = at;
-    m->params = calloc((size_t)at, sizeof(float));
-    if (!m->params) return FN_ENOMEM;
+    return FN_OK;
+}
+
+int model_init(model *m, const model_spec *spec)
+{
+    int rc = model_layout(m, spec);
+    if (rc) return rc;
+    m->params = calloc((size_t)m->n_params, sizeof(float));
+    if (!m->params) return fn_fail(FN_ENOMEM, "out of memory for %ld dense parameters", m->n_params);
     return FN_OK;
 }
 

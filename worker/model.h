@@ -149,6 +149,9 @@ typedef struct {
  * initialised).  FN_OK, FN_EINVAL (spec has no tower, or an impossible
  * combination of axes, with the reason), FN_ENOMEM. */
 int model_init(model *m, const model_spec *spec);
+/* model_init without the allocation (m->params stays NULL): how a loader
+ * checks m->n_params against its file before trusting it with memory. */
+int model_layout(model *m, const model_spec *spec);
 void model_free(model *m);
 
 /* PyTorch's Linear initialisation: W and b uniform in ±1/sqrt(fan_in). */

@@ -108,10 +108,22 @@ int modelfile_load_dense(const char *path, model *m, fn_schema *schema)
     }
     spec[at] = 0;
     if (!rc && schema_parse(schema, spec)) rc = fn_fail(FN_EPARSE, "%s: bad field list: %s", path, fn_err_msg());
-    if (!rc && (rc = model_init(m, &s))) rc = fn_fail(FN_EPARSE, "%s: bad model: %s", path, fn_err_msg());
+    /* a name with a comma in it would be two fields to the schema, one to
+     * the model: predict sizes the towers' input by one, fills it by the other */
+    if (!rc && schema->n != s.n_fields)
+        rc = fn_fail(FN_EPARSE, "%s: field list names %d fields, the model has %d", path, schema->n, s.n_fields);
+    /* the parameters are laid out, counted and checked against the bytes
+     * the file holds before any memory is given to them: a small corrupt
+     * header must not cost gigabytes */
+    if (!rc && (rc = model_layout(m, &s))) rc = fn_fail(FN_EPARSE, "%s: bad model: %s", path, fn_err_msg());
     if (!rc) {
         uint64_t n = binfile_u64(&r);
-        if (n != (uint64_t)m->n_params || r.bad) rc = fn_fail(FN_EPARSE, "%s: %llu parameters, the model needs %ld", path, (unsigned long long)n, m->n_params);
+        if (r.bad || n != (uint64_t)m->n_params)
+            rc = fn_fail(FN_EPARSE, "%s: %llu parameters, the model needs %ld", path, (unsigned long long)n, m->n_params);
+        else if ((r.len - r.at) / 4 != n || (r.len - r.at) % 4)
+            rc = fn_fail(FN_EPARSE, "%s: size does not match its header", path);
+        else if (!(m->params = malloc(sizeof(float) * (size_t)n)))
+            rc = fn_fail(FN_ENOMEM, "%s: out of memory for %ld dense parameters", path, m->n_params);
         for (long i = 0; !rc && i < m->n_params; i++) m->params[i] = binfile_f32(&r);
         if (!rc && (r.bad || r.at != r.len)) rc = fn_fail(FN_EPARSE, "%s: size does not match its header", path);
         if (rc) model_free(m);

@@ -23,8 +23,8 @@ int predict_main(int argc, char **argv)
     flag_spec specs[] = {
         {"run", FLAG_STRING, &run, 0, 0, NULL, "run directory of a finished `funnel train`", 1, 0},
         {"format", FLAG_CHOICE, &format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
-        {"data", FLAG_STRING, &data, 0, 0, NULL, "impressions to score (Ali-CCP sample skeleton file)", 1, 0},
-        {"common", FLAG_STRING, &common_path, 0, 0, NULL, "common features file of --data (aliccp)", 0, 0},
+        {"data", FLAG_STRING, &data, 0, 0, NULL, "impressions to score (aliccp: sample skeleton file; bin: directory of part files of funnel convert, or one .fbin file)", 1, 0},
+        {"common", FLAG_STRING, &common_path, 0, 0, NULL, "common features file of --data (aliccp only)", 0, 0},
         {"out", FLAG_STRING, &out, 0, 0, NULL, "predictions CSV: sample_id,pctr,pcvr,pctcvr", 1, 0},
         {"batch", FLAG_INT, &batch, 1, 1 << 20, NULL, "examples per forward pass (default 1024)", 0, 0},
         {"bad-lines", FLAG_CHOICE, &bad, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
@@ -33,11 +33,15 @@ int predict_main(int argc, char **argv)
     log_set_role("predict");
     int rc = flags_parse(specs, argc, argv);
     if (rc == FLAGS_HELP) {
-        flags_usage(stdout, "predict --run RUN_DIR --format aliccp --data PATH --common FILE --out PREDS.csv", specs);
+        flags_usage(stdout, "predict --run RUN_DIR --format aliccp|bin --data PATH [--common FILE] --out PREDS.csv", specs);
         return 0;
     }
     if (rc) { fprintf(stderr, "funnel predict: %s\n", fn_err_msg()); return 2; }
     if (!strcmp(format, "aliccp") && !common_path) { fprintf(stderr, "funnel predict: --common is required with --format aliccp\n"); return 2; }
+    if (strcmp(format, "aliccp") && common_path) {
+        fprintf(stderr, "funnel predict: --common is for --format aliccp; with --format %s the files carry their features (give no --common)\n", format);
+        return 2;
+    }
 
     char path[4200];
     model m;
