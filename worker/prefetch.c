@@ -11,6 +11,7 @@
 typedef struct {
     fn_batch b;
     uint64_t pos[2];
+    double progress;
     int ready;
     int rc;
     char err[512];
@@ -24,6 +25,7 @@ struct prefetch {
     int held;               /* slot handed out and not yet released, or -1 */
     int at_end, rewind, stop;
     int end_taken;          /* the consumer has the end marker: answer empty until rewind */
+    double progress;        /* of the batch handed out last */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
@@ -56,6 +58,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&p->mu);
         int rc = reader_next(p->r, &s->b, p->max);
         reader_tell(p->r, s->pos);
+        s->progress = reader_progress(p->r);
         char err[512] = "";
         if (rc) snprintf(err, sizeof err, "%s", fn_err_msg());
         pthread_mutex_lock(&p->mu);
@@ -115,6 +118,7 @@ int prefetch_next(prefetch *p, const fn_batch **b, uint64_t pos[2])
     while (!s->ready) pthread_cond_wait(&p->cv, &p->mu);
     p->held = p->consume;
     p->consume ^= 1;
+    p->progress = s->progress;
     int rc = s->rc;
     if (rc) fn_fail(rc, "%s", s->err);
     if (!rc && s->b.n == 0) p->end_taken = 1;
@@ -123,6 +127,14 @@ int prefetch_next(prefetch *p, const fn_batch **b, uint64_t pos[2])
     pos[1] = s->pos[1];
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+double prefetch_progress(prefetch *p)
+{
+    pthread_mutex_lock(&p->mu);
+    double v = p->progress;
+    pthread_mutex_unlock(&p->mu);
+    return v;
 }
 
 int prefetch_rewind(prefetch *p)

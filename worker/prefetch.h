@@ -25,6 +25,10 @@ int prefetch_start(prefetch **out, fn_reader *r, int max);
  * the reader's error, if it had one. */
 int prefetch_next(prefetch *p, const fn_batch **b, uint64_t pos[2]);
 
+/* Fraction of the partition read up to the last batch handed out (the
+ * reader itself belongs to the thread). */
+double prefetch_progress(prefetch *p);
+
 /* After the end: start the partition again (next epoch). */
 int prefetch_rewind(prefetch *p);
 

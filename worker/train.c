@@ -551,7 +551,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             for (int k = 0; k < TASK_COUNT; k++) { win_loss[k] += x[X_LOSS + k]; win_cnt[k] += x[X_CNT + k]; }
             double now = now_s();
             if (t.rank == 0 && now - t_log >= c->log_every) {
-                double done = (epoch + reader_progress(r)) / (double)c->epochs;
+                double done = (epoch + prefetch_progress(pf)) / (double)c->epochs;
                 char eta[32], msg[256];
                 fmt_duration(done > 0 ? (now - t0) * (1 - done) / done : 0, eta, sizeof eta);
                 int at = 0;
