@@ -31,8 +31,9 @@ trap 'rm -rf "$out"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 args=(--train "$data/sample_skeleton_train.csv" --common "$data/common_features_train.csv"
       --test "$data/sample_skeleton_test.csv" --test-common "$data/common_features_test.csv")
-pick() { grep -o "\"$2\":[^,}]*" <<<"$1" | head -1 | cut -d: -f2; }
-task() { grep -o "\"$2\":{[^}]*}" <<<"$1" | grep -o '"auc":[^,}]*' | cut -d: -f2; }
+# JSON of either implementation, spaces removed; the task objects before any "truth" part
+pick() { tr -d ' ' <<<"$1" | grep -o "\"$2\":[^,}]*" | head -1 | cut -d: -f2; }
+task() { local l; l=$(tr -d ' ' <<<"$1"); l=${l%%\"truth\":*}; grep -o "\"$2\":{[^}]*}" <<<"$l" | head -1 | grep -o '"auc":[^,}]*' | cut -d: -f2; }
 for ((i = 1; i <= runs; i++)); do
   rm -rf "$out/run"
   "$top/launch/funnel-local" -s 1 -w 1 -- --model "$model" "${args[@]}" --out "$out/run" --no-preds --log-every 60 2>"$out/funnel.log" ||
