@@ -44,6 +44,25 @@ static void usage(FILE *f)
             "`funnel COMMAND --help` describes each command's options.\n");
 }
 
+/* mkdir -p: the run directory's parents are made too */
+static int make_dirs(const char *path)
+{
+    char b[4096];
+    if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b) return fn_fail(FN_EINVAL, "--out %s: path too long", path);
+    for (char *s = b + 1;; s++) {
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(b, 0755) && errno != EEXIST) return fn_fail(FN_EIO, "--out %s: cannot create %s: %s", path, b, strerror(errno));
+            *s = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return fn_fail(FN_EIO, "--out %s: not a directory", path);
+    return FN_OK;
+}
+
 static ps_opt server_opt(const train_conf *c)
 {
     ps_opt o = ps_opt_default((ps_opt_kind)ps_opt_kind_parse(c->emb_opt));
@@ -108,7 +127,7 @@ static int train_main(int argc, char **argv)
 
     /* the run directory, made by the lead worker before anyone needs it */
     if (rank == S) {
-        if (mkdir(c.out, 0755) && errno != EEXIST) rc = fn_fail(FN_EIO, "--out %s: cannot create: %s", c.out, strerror(errno));
+        rc = make_dirs(c.out);
         char path[4200];
         snprintf(path, sizeof path, "%s/config.json", c.out);
         if (!rc) rc = config_write_json(&c, path, S, W);
