@@ -133,6 +133,14 @@ kill_namespace_processes() { # PATTERN NAMESPACE...: TERM, up to 5 s, then KILL 
   kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 
+# `ip netns add` bind-mounts /run/netns on itself; with no namespace left
+# that mount is ours to undo (a chroot cannot be removed while it stays).
+release_run_netns() {
+  if [[ -z $(ip netns list 2>/dev/null) ]] && mountpoint -q /run/netns 2>/dev/null; then
+    umount /run/netns 2>/dev/null || true
+  fi
+}
+
 do_down() {
   local nss ns
   mapfile -t nss < <(our_namespaces)
@@ -147,6 +155,7 @@ do_down() {
   if [[ -e $STATE/made-etc-netns ]]; then rmdir /etc/netns 2>/dev/null || true; fi
   rm -rf "$STATE"
   if [[ -n $(our_namespaces) ]]; then say "namespaces left: $(our_namespaces | tr '\n' ' ')"; return 1; fi
+  release_run_netns
   return 0
 }
 

@@ -15,6 +15,7 @@ probe=fnprobe$$
 if ! { ip netns add "$probe" && ip -n "$probe" link set lo up &&
   ip -n "$probe" link add fnprobe0 type veth peer name fnprobe1; } 2>"$WORK/probe.log"; then
   ip netns del "$probe" 2>/dev/null || true
+  { [[ -z $(ip netns list 2>/dev/null) ]] && mountpoint -q /run/netns 2>/dev/null && umount /run/netns 2>/dev/null; } || true
   echo "test_netns: skipped: cannot create network namespaces ($(head -1 "$WORK/probe.log"); CAP_SYS_ADMIN and CAP_NET_ADMIN needed)"
   exit 0
 fi
