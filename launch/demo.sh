@@ -24,11 +24,12 @@ echo
 echo "== metrics ($run/metrics.jsonl) =="
 # one line per task, from the final evaluation
 last=$(tail -n 1 "$run/metrics.jsonl")
-for task in ctr cvr ctcvr; do
+last=${last%%\"truth\":*} # the model's own metrics, before the truth ceiling
+for task in ctr cvr ctcvr cvr_entire; do
   obj=$(printf '%s' "$last" | grep -o "\"$task\":{[^}]*}" || true)
   [[ -n $obj ]] || continue
   get() { printf '%s' "$obj" | grep -o "\"$1\":[^,}]*" | cut -d: -f2; }
-  printf '%-6s auc %-10s prauc %-10s logloss %-10s rce %-9s calibration %s\n' \
+  printf '%-10s auc %-10s prauc %-10s logloss %-10s rce %-9s calibration %s\n' \
     "$task" "$(get auc)" "$(get prauc)" "$(get logloss)" "$(get rce)" "$(get calibration)"
 done
 printf 'throughput: %s training impressions/s (2 servers + 2 workers on one machine)\n' \
