@@ -59,6 +59,8 @@ fi
 [[ $build == /* ]] || build=$top/$build
 [[ $report == /* ]] || report=$PWD/$report
 [[ -n $coretype ]] && export OPENBLAS_CORETYPE=$coretype
+wthreads=${OPENBLAS_NUM_THREADS:-$(nproc)}   # a 1+1 job's worker (launch/funnel-local)
+have_bin=0
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # ---- bookkeeping: temporary directory, the running step, failures --------
@@ -66,20 +68,29 @@ tmp=$(mktemp -d /tmp/funnel-bench.XXXXXX) || { echo "bench: mktemp failed" >&2; 
 logs=$top/data/bench-logs
 mkdir -p "$logs" "$(dirname "$report")" || { echo "bench: cannot create $logs" >&2; exit 1; }
 rm -f "$logs"/*.log
-results=$tmp/results
+results=$logs/results.tsv   # kept: an interrupted run still has what it measured
 : >"$results"
 cur=""       # pid of the running step (a `timeout` whose child is the job)
 failed=0
-cleanup() {
+stop_step() {
   if [[ -n $cur ]] && kill -0 "$cur" 2>/dev/null; then
     kill -TERM "$cur" 2>/dev/null
     for _ in $(seq 1 40); do kill -0 "$cur" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$cur" 2>/dev/null
   fi
-  rm -rf "$tmp"
+  cur=""
 }
+cleanup() { stop_step; rm -rf "$tmp"; }
 trap cleanup EXIT
-trap 'echo "bench: interrupted; stopping the running step" >&2; exit 130' INT TERM HUP
+interrupted() {
+  trap '' INT TERM HUP
+  note "interrupted; stopping the running step, then the table of what was measured"
+  stop_step
+  echo "fail	interrupted	130" >>"$results"
+  write_report
+  exit 130
+}
+trap interrupted INT TERM HUP
 
 note() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -107,114 +118,10 @@ step() {
   return 0
 }
 
-# ---- 1. dependencies, build -----------------------------------------------
-note "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data $data; $runs run(s) per row"
-step deps 1800 "$logs/deps.log" bash "$top/launch/install-deps.sh" python3-torch python3-numpy || exit 1
-step build 1800 "$logs/build.log" bash "$top/launch/build.sh" "$build" || exit 1
-bin=$build/funnel micro=$build/fn_bench_micro
-[[ -x $bin && -x $micro ]] || { note "build: $bin or $micro missing after the build"; exit 1; }
-py=/usr/bin/python3
-
-# ---- 2. data ----------------------------------------------------------------
-lines() { [[ -s $1 ]] && wc -l <"$1" || echo 0; }
-have_data() {
-  [[ -s $data/common_features_train.csv && -s $data/common_features_test.csv ]] &&
-    (($(lines "$data/sample_skeleton_train.csv") == train && $(lines "$data/sample_skeleton_test.csv") == test))
-}
-if want train || want bin || want torch || want enc; then
-  if ! have_data; then
-    if [[ -e $data ]]; then
-      note "$data does not hold $train + $test impressions (an older or partial set): remove it or pass -d"; exit 1
-    fi
-    note "generating $train + $test impressions into $data"
-    step datagen $((1800 + train / 1000)) "$logs/datagen.log" \
-      "$bin" datagen --train "$train" --test "$test" --seed 7 --out "$data.tmp.$$" || { rm -rf "$data.tmp.$$"; exit 1; }
-    mv "$data.tmp.$$" "$data" || exit 1
-  fi
-fi
-text_args=(--train "$data/sample_skeleton_train.csv" --common "$data/common_features_train.csv"
-           --test "$data/sample_skeleton_test.csv" --test-common "$data/common_features_test.csv")
-
-# the binary format, when this build has it: convert once, reuse
-have_bin=0
-if want bin && "$bin" convert --help >/dev/null 2>&1; then
-  have_bin=1
-  if [[ ! -e $data/bin/.complete ]]; then
-    rm -rf "$data/bin.tmp"
-    mkdir -p "$data/bin.tmp" || exit 1
-    t0=$SECONDS
-    if step convert-train $((1800 + train / 500)) "$logs/convert-train.log" "$bin" convert --format aliccp \
-         --data "$data/sample_skeleton_train.csv" --common "$data/common_features_train.csv" --out "$data/bin.tmp/train" &&
-       step convert-test $((600 + test / 500)) "$logs/convert-test.log" "$bin" convert --format aliccp \
-         --data "$data/sample_skeleton_test.csv" --common "$data/common_features_test.csv" --out "$data/bin.tmp/test"; then
-      echo "convert	$((SECONDS - t0))" >>"$results"
-      rm -rf "$data/bin" && mv "$data/bin.tmp" "$data/bin" && touch "$data/bin/.complete"
-    else
-      rm -rf "$data/bin.tmp"
-      have_bin=0
-    fi
-  fi
-elif want bin; then
-  note "funnel convert is not in this build: no binary-format row"
-fi
-bin_args=(--format bin --train "$data/bin/train" --test "$data/bin/test")
-
-# ---- 3. training rounds -------------------------------------------------------
-# funnel_run NAME ROUND TRAIN_FLAGS... — one 1+1 job; its last metrics line
-# goes to the results as "funnel<TAB>NAME<TAB>ROUND<TAB>JSON".
-funnel_run() {
-  local name=$1 round=$2
-  shift 2
-  local out=$tmp/run-$name-$round
-  rm -rf "$out"
-  if step "funnel-$name#$round" $((900 + train / 1000)) "$logs/funnel-$name-$round.log" \
-       "$top/launch/funnel-local" -s 1 -w 1 -b "$bin" -- --model esmm "$@" --out "$out" --no-preds --log-every 60 "${extra[@]}"; then
-    if [[ -s $out/metrics.jsonl ]]; then
-      printf 'funnel\t%s\t%s\t%s\n' "$name" "$round" "$(tail -n 1 "$out/metrics.jsonl")" >>"$results"
-    else
-      note "funnel-$name#$round: no metrics.jsonl"; failed=1; printf 'fail\tfunnel-%s\t0\n' "$name" >>"$results"
-    fi
-  fi
-  rm -rf "$out"
-}
-torch_run() {
-  local round=$1 log=$logs/pytorch-$1.log
-  # its result is the one JSON line on stdout, progress goes to stderr
-  if step "pytorch#$round" $((900 + train / 300)) "$log" \
-       "$py" "$top/tests/bench/torch_esmm.py" "${text_args[@]}" --threads "$(nproc)"; then
-    local js
-    js=$(grep '^{' "$log" | tail -n 1)
-    if [[ -n $js ]]; then printf 'torch\tpytorch\t%s\t%s\n' "$round" "$js" >>"$results"
-    else note "pytorch#$round: no JSON result in $log"; failed=1; printf 'fail\tpytorch\t0\n' >>"$results"; fi
-  fi
-}
-for ((i = 1; i <= runs; i++)); do
-  if want train || want enc; then funnel_run text "$i" "${text_args[@]}"; fi
-  if want bin && ((have_bin)); then funnel_run bin "$i" "${bin_args[@]}"; fi
-  if want enc; then
-    funnel_run f16 "$i" "${text_args[@]}" --push-encoding f16 --pull-encoding f16
-    funnel_run i8 "$i" "${text_args[@]}" --push-encoding i8 --pull-encoding i8
-  fi
-  if want torch; then torch_run "$i"; fi
-done
-
-# ---- 4. micro benchmarks --------------------------------------------------------
-# the worker of a 1+1 job gets nproc OpenBLAS threads (launch/funnel-local)
-micro_step() {
-  local name=$1 limit=$2
-  shift 2
-  if step "$name" "$limit" "$logs/$name.log" "$@"; then grep '^bench=\|^#' "$logs/$name.log" | sed 's/^/micro\t/' >>"$results"; fi
-}
-# measured with 1 thread and with the worker's count: on a busy machine one
-# thread can beat two, and the ceiling is the better of them
-wthreads=${OPENBLAS_NUM_THREADS:-$(nproc)}
-want sgemm && micro_step sgemm 900 "$micro" sgemm --reps "$runs" --threads "$( ((wthreads == 1)) && echo 1 || echo "1,$wthreads")"
-want loopback && micro_step loopback 1800 "$micro" loopback --mb 2000 --reps "$runs"
-want server && micro_step server 3600 "$micro" server --seconds "$secs" --reps "$runs"
-want memory && micro_step memory 3600 "$micro" memory --rows "$memrows" --reps "$runs"
-
-# ---- 5. the table -------------------------------------------------------------------
+# ---- the table: built from $results (also when interrupted) ---------------------
+write_report() {
 {
+  cat "$results"
   echo "meta	date	$(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "meta	commit	$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)"
   echo "meta	cpu	$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -226,9 +133,8 @@ want memory && micro_step memory 3600 "$micro" memory --rows "$memrows" --reps "
   echo "meta	coretype	${OPENBLAS_CORETYPE:-(detected)}"
   echo "meta	wthreads	${wthreads:-$(nproc)}"
   echo "meta	bin_row	$( (want bin && ((have_bin))) && echo 1 || echo 0)"
-} >>"$results"
-cp "$results" "$logs/results.tsv"
-"$py" - "$results" >"$tmp/report.md" <<'PY' || { note "report: FAILED"; exit 1; }
+} >"$tmp/all.tsv"
+"$py" - "$tmp/all.tsv" >"$tmp/report.md" <<'PY' || { note "report: FAILED"; return 1; }
 import json, statistics, sys
 
 meta, funnel, torch, micro, fails, convert_s = {}, {}, [], [], [], None
@@ -314,8 +220,9 @@ def trow(label, s, ref):
 r_text = trow("funnel, Ali-CCP text, end to end", text, tq)
 r_bin = trow("funnel, binary format, end to end", binr, tq) if meta.get("bin_row") == "1" else None
 if tq:
-    P("| PyTorch reference (data in tensors; its %s s parse not counted) | %d | %s | %s | %s | %s | %s | 1.00x | |" % (
-      fmt(tq["load"], ".0f"), tq["n"], fmt(tq["eps"], ",.0f"), fmt(tq["secs"], ".1f"),
+    e2e = float(meta.get("train", 0)) / (tq["load"] + tq["secs"]) if tq.get("load") and tq.get("secs") else None
+    P("| PyTorch reference (data in tensors; its %s s parse not counted — with it: %s/s) | %d | %s | %s | %s | %s | %s | 1.00x | |" % (
+      fmt(tq["load"], ".0f"), fmt(e2e, ",.0f"), tq["n"], fmt(tq["eps"], ",.0f"), fmt(tq["secs"], ".1f"),
       fmt(tq["ctr"], ".4f"), fmt(tq["cvr"], ".4f"), fmt(tq["ctcvr"], ".4f")))
 else:
     P("| PyTorch reference | 0 | failed or skipped | | | | | | |")
@@ -450,5 +357,114 @@ PY
 cp "$tmp/report.md" "$report"
 echo
 cat "$tmp/report.md"
-note "report written to $report; logs in $logs"
+note "report written to $report; logs and raw results in $logs"
+}
+
+# ---- 1. dependencies, build -----------------------------------------------
+note "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data $data; $runs run(s) per row"
+step deps 1800 "$logs/deps.log" bash "$top/launch/install-deps.sh" python3-torch python3-numpy || exit 1
+step build 1800 "$logs/build.log" bash "$top/launch/build.sh" "$build" || exit 1
+bin=$build/funnel micro=$build/fn_bench_micro
+[[ -x $bin && -x $micro ]] || { note "build: $bin or $micro missing after the build"; exit 1; }
+py=/usr/bin/python3
+
+# ---- 2. data ----------------------------------------------------------------
+lines() { [[ -s $1 ]] && wc -l <"$1" || echo 0; }
+have_data() {
+  [[ -s $data/common_features_train.csv && -s $data/common_features_test.csv ]] &&
+    (($(lines "$data/sample_skeleton_train.csv") == train && $(lines "$data/sample_skeleton_test.csv") == test))
+}
+if want train || want bin || want torch || want enc; then
+  if ! have_data; then
+    if [[ -e $data ]]; then
+      note "$data does not hold $train + $test impressions (an older or partial set): remove it or pass -d"; exit 1
+    fi
+    note "generating $train + $test impressions into $data"
+    step datagen $((1800 + train / 1000)) "$logs/datagen.log" \
+      "$bin" datagen --train "$train" --test "$test" --seed 7 --out "$data.tmp.$$" || { rm -rf "$data.tmp.$$"; exit 1; }
+    mv "$data.tmp.$$" "$data" || exit 1
+  fi
+fi
+text_args=(--train "$data/sample_skeleton_train.csv" --common "$data/common_features_train.csv"
+           --test "$data/sample_skeleton_test.csv" --test-common "$data/common_features_test.csv")
+
+# the binary format, when this build has it: convert once, reuse
+have_bin=0
+if want bin && "$bin" convert --help >/dev/null 2>&1; then
+  have_bin=1
+  if [[ ! -e $data/bin/.complete ]]; then
+    rm -rf "$data/bin.tmp"
+    mkdir -p "$data/bin.tmp" || exit 1
+    t0=$SECONDS
+    if step convert-train $((1800 + train / 500)) "$logs/convert-train.log" "$bin" convert --format aliccp \
+         --data "$data/sample_skeleton_train.csv" --common "$data/common_features_train.csv" --out "$data/bin.tmp/train" &&
+       step convert-test $((600 + test / 500)) "$logs/convert-test.log" "$bin" convert --format aliccp \
+         --data "$data/sample_skeleton_test.csv" --common "$data/common_features_test.csv" --out "$data/bin.tmp/test"; then
+      echo "convert	$((SECONDS - t0))" >>"$results"
+      rm -rf "$data/bin" && mv "$data/bin.tmp" "$data/bin" && touch "$data/bin/.complete"
+    else
+      rm -rf "$data/bin.tmp"
+      have_bin=0
+    fi
+  fi
+elif want bin; then
+  note "funnel convert is not in this build: no binary-format row"
+fi
+bin_args=(--format bin --train "$data/bin/train" --test "$data/bin/test")
+
+# ---- 3. training rounds -------------------------------------------------------
+# funnel_run NAME ROUND TRAIN_FLAGS... — one 1+1 job; its last metrics line
+# goes to the results as "funnel<TAB>NAME<TAB>ROUND<TAB>JSON".
+funnel_run() {
+  local name=$1 round=$2
+  shift 2
+  local out=$tmp/run-$name-$round
+  rm -rf "$out"
+  if step "funnel-$name#$round" $((900 + train / 1000)) "$logs/funnel-$name-$round.log" \
+       "$top/launch/funnel-local" -s 1 -w 1 -b "$bin" -- --model esmm "$@" --out "$out" --no-preds --log-every 60 "${extra[@]}"; then
+    if [[ -s $out/metrics.jsonl ]]; then
+      printf 'funnel\t%s\t%s\t%s\n' "$name" "$round" "$(tail -n 1 "$out/metrics.jsonl")" >>"$results"
+    else
+      note "funnel-$name#$round: no metrics.jsonl"; failed=1; printf 'fail\tfunnel-%s\t0\n' "$name" >>"$results"
+    fi
+  fi
+  rm -rf "$out"
+}
+torch_run() {
+  local round=$1 log=$logs/pytorch-$1.log
+  # its result is the one JSON line on stdout, progress goes to stderr
+  if step "pytorch#$round" $((900 + train / 300)) "$log" \
+       "$py" "$top/tests/bench/torch_esmm.py" "${text_args[@]}" --threads "$(nproc)"; then
+    local js
+    js=$(grep '^{' "$log" | tail -n 1)
+    if [[ -n $js ]]; then printf 'torch\tpytorch\t%s\t%s\n' "$round" "$js" >>"$results"
+    else note "pytorch#$round: no JSON result in $log"; failed=1; printf 'fail\tpytorch\t0\n' >>"$results"; fi
+  fi
+}
+for ((i = 1; i <= runs; i++)); do
+  if want train || want enc; then funnel_run text "$i" "${text_args[@]}"; fi
+  if want bin && ((have_bin)); then funnel_run bin "$i" "${bin_args[@]}"; fi
+  if want enc; then
+    funnel_run f16 "$i" "${text_args[@]}" --push-encoding f16 --pull-encoding f16
+    funnel_run i8 "$i" "${text_args[@]}" --push-encoding i8 --pull-encoding i8
+  fi
+  if want torch; then torch_run "$i"; fi
+done
+
+# ---- 4. micro benchmarks --------------------------------------------------------
+# the worker of a 1+1 job gets nproc OpenBLAS threads (launch/funnel-local)
+micro_step() {
+  local name=$1 limit=$2
+  shift 2
+  if step "$name" "$limit" "$logs/$name.log" "$@"; then grep '^bench=\|^#' "$logs/$name.log" | sed 's/^/micro\t/' >>"$results"; fi
+}
+# measured with 1 thread and with the worker's count: on a busy machine one
+# thread can beat two, and the ceiling is the better of them
+want sgemm && micro_step sgemm 900 "$micro" sgemm --reps "$runs" --threads "$( ((wthreads == 1)) && echo 1 || echo "1,$wthreads")"
+want loopback && micro_step loopback 1800 "$micro" loopback --mb 2000 --reps "$runs"
+want server && micro_step server 3600 "$micro" server --seconds "$secs" --reps "$runs"
+want memory && micro_step memory 3600 "$micro" memory --rows "$memrows" --reps "$runs"
+
+
+write_report || exit 1
 exit $failed
