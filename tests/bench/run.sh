@@ -105,6 +105,7 @@ step() {
   wait "$cur"
   rc=$?
   cur=""
+  printf 'load\t%s\t%s\n' "${name%%#*}" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results"
   if ((rc != 0)); then
     failed=1
     if ((rc == 124 || rc == 137)); then note "$name: FAILED, no result within $limit s (stopped)"
@@ -137,7 +138,7 @@ write_report() {
 "$py" - "$tmp/all.tsv" >"$tmp/report.md" <<'PY' || { note "report: FAILED"; return 1; }
 import json, statistics, sys
 
-meta, funnel, torch, micro, fails, convert_s = {}, {}, [], [], [], None
+meta, funnel, torch, micro, fails, convert_s, loads = {}, {}, [], [], [], None, {}
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
     if f[0] == "meta": meta[f[1]] = f[2] if len(f) > 2 else ""
@@ -149,6 +150,7 @@ for line in open(sys.argv[1]):
         else: torch.append(r)
     elif f[0] == "micro": micro.append(f[1])
     elif f[0] == "fail": fails.append(f[1])
+    elif f[0] == "load": loads.setdefault(f[1], []).append(float(f[2]))
     elif f[0] == "convert": convert_s = float(f[1])
 
 def kv(line):
@@ -163,6 +165,15 @@ def auc(m, t):
     return v.get("auc") if isinstance(v, dict) else None
 def fmt(x, spec):
     return "—" if x is None else format(x, spec)
+def load(name):
+    v = med(loads.get(name, []))
+    return "—" if v is None else "%.1f" % v
+def auc_se(a, npos, n):
+    """Hanley & McNeil (1982) standard error of a ROC-AUC"""
+    nneg = n - npos
+    if a is None or npos < 2 or nneg < 2: return None
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return ((a * (1 - a) + (npos - 1) * (q1 - a * a) + (nneg - 1) * (q2 - a * a)) / (npos * nneg)) ** 0.5
 def mark(ok):
     return "—" if ok is None else ("**PASS**" if ok else "**FAIL**")
 TASKS = ("ctr", "cvr", "ctcvr")
@@ -204,29 +215,40 @@ if torch:
     for t in TASKS: tq[t] = med([auc(r, t) for r in torch])
 P("## Training, 1 server + 1 worker")
 P("")
-P("| implementation | runs | impressions/s | train s | CTR AUC | CVR AUC | CTCVR AUC | vs PyTorch | target |")
-P("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-def trow(label, s, ref):
+P("| implementation | runs | impressions/s | train s | CTR AUC | CVR AUC | CTCVR AUC | load | vs PyTorch | target |")
+P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+def trow(label, s, ref, lname):
     if not s:
-        P("| %s | 0 | failed or skipped | | | | | | |" % label); return
+        P("| %s | 0 | failed or skipped | | | | | | | |" % label); return
     ratio = s["eps"] / ref["eps"] if ref and ref.get("eps") and s.get("eps") else None
     dauc = [s[t] - ref[t] for t in TASKS if ref and s.get(t) is not None and ref.get(t) is not None]
     ok_r = None if ratio is None else ratio >= 6
     ok_a = None if not dauc else min(dauc) >= -0.005
     tgt = "≥ 6x: %s; AUCs ≥ PyTorch − 0.005: %s (min Δ %s)" % (mark(ok_r), mark(ok_a), fmt(min(dauc) if dauc else None, "+.4f"))
-    P("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (label, s["n"], fmt(s["eps"], ",.0f"), fmt(s["secs"], ".1f"),
-      fmt(s["ctr"], ".4f"), fmt(s["cvr"], ".4f"), fmt(s["ctcvr"], ".4f"), fmt(ratio, ".2f") + "x", tgt))
+    P("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (label, s["n"], fmt(s["eps"], ",.0f"), fmt(s["secs"], ".1f"),
+      fmt(s["ctr"], ".4f"), fmt(s["cvr"], ".4f"), fmt(s["ctcvr"], ".4f"), load(lname), fmt(ratio, ".2f") + "x", tgt))
     return ok_r, ok_a, ratio
-r_text = trow("funnel, Ali-CCP text, end to end", text, tq)
-r_bin = trow("funnel, binary format, end to end", binr, tq) if meta.get("bin_row") == "1" else None
+r_text = trow("funnel, Ali-CCP text, end to end", text, tq, "funnel-text")
+r_bin = trow("funnel, binary format, end to end", binr, tq, "funnel-bin") if meta.get("bin_row") == "1" else None
 if tq:
     e2e = float(meta.get("train", 0)) / (tq["load"] + tq["secs"]) if tq.get("load") and tq.get("secs") else None
-    P("| PyTorch reference (data in tensors; its %s s parse not counted — with it: %s/s) | %d | %s | %s | %s | %s | %s | 1.00x | |" % (
+    P("| PyTorch reference (data in tensors; its %s s parse not counted — with it: %s/s) | %d | %s | %s | %s | %s | %s | %s | 1.00x | |" % (
       fmt(tq["load"], ".0f"), fmt(e2e, ",.0f"), tq["n"], fmt(tq["eps"], ",.0f"), fmt(tq["secs"], ".1f"),
-      fmt(tq["ctr"], ".4f"), fmt(tq["cvr"], ".4f"), fmt(tq["ctcvr"], ".4f")))
+      fmt(tq["ctr"], ".4f"), fmt(tq["cvr"], ".4f"), fmt(tq["ctcvr"], ".4f"), load("pytorch")))
+    last = torch[-1]
+    ses = []
+    for t in TASKS:
+        m = last.get(t) or {}
+        se = auc_se(m.get("auc"), m.get("positives") or 0, m.get("n") or 0)
+        ses.append("%s ±%s (%s positives)" % (t.upper(), fmt(se, ".4f"), m.get("positives", "?")))
+    P("")
+    P("Standard error of an AUC on this test set (Hanley–McNeil): %s; a difference under about twice that is "
+      "within what another seed or initialisation gives." % ", ".join(ses))
 else:
-    P("| PyTorch reference | 0 | failed or skipped | | | | | | |")
-if convert_s is not None: P("\nThe binary copy was made once by `funnel convert` in %.0f s (not counted)." % convert_s)
+    P("| PyTorch reference | 0 | failed or skipped | | | | | | | |")
+P("")
+P("Load: the 1-minute load average at the end of each run (median; the run's own processes count), on %s cores." % meta.get("cpu", "?").split(" ")[0])
+if convert_s is not None: P("The binary copy was made once by `funnel convert` in %.0f s (not counted)." % convert_s)
 for name, r in (("text", r_text), ("binary", r_bin)):
     if r and r[0] is not None:
         summary.append(("1+1 ESMM (%s) ≥ 6x PyTorch impressions/s" % name, r[0], fmt(r[2], ".2f") + "x"))
@@ -267,8 +289,14 @@ if sg:
         P("| layer %s %s | %s×%s×%s | %s |" % (b["layer"], b["kind"], b["m"], b["n"], b["k"], " | ".join(cells)))
     for c in comments:
         if c.startswith("openblas"): P("\n%s." % c.split(",")[0]); break
+    P("")
+    P("Load at the end of the sgemm step: %s." % load("sgemm"))
     if text and text.get("eps"):
         summary.append(("(information) funnel text at %.0f %% of the sgemm ceiling" % (text["eps"] / ceil * 100), None, ""))
+    if tq and tq.get("eps"):
+        head = ceil / tq["eps"]
+        summary.append(("(information) the towers' arithmetic alone allows at most %.1fx PyTorch's rate on this machine%s"
+                        % (head, " — the 6x target is out of reach of fp32 towers here" if head < 6 else ""), None, ""))
 else:
     P("sgemm benchmark failed or skipped.")
 P("")
@@ -279,10 +307,12 @@ srv = [b for b in bench if b.get("bench") == "server"]
 P("## Parameter server over loopback TCP (one server thread, dim 16, Adagrad, fp32 values, LZ4 tried)")
 P("")
 tcp = float(lb["tcp"]["mb_per_s"]) if "tcp" in lb else None
-P("| loopback | MB/s (min–max) |")
-P("|---|---:|")
 names = {"tcp": "TCP socket pair, 1 MiB writes", "zmq_pair": "ZeroMQ PAIR, 1 MiB messages",
          "zmq_dealer_router": "ZeroMQ DEALER → ROUTER, 1 MiB messages"}
+P("Load at the end of the step: loopback %s, server %s." % (load("loopback"), load("server")))
+P("")
+P("| loopback | MB/s (min–max) |")
+P("|---|---:|")
 for k in ("tcp", "zmq_pair", "zmq_dealer_router"):
     if k in lb: P("| %s | %s (%s–%s) |" % (names[k], format(float(lb[k]["mb_per_s"]), ",.0f"), lb[k]["mb_per_s_min"], lb[k]["mb_per_s_max"]))
 if not lb: P("| failed or skipped | |")
