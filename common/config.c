@@ -45,6 +45,8 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     c->keep_checkpoints = 3;
     c->bind = "auto";
     c->push_enc = c->pull_enc = "f32";
+    c->admit_sketch_mb = 16;
+    c->evict = "lfu";
     flag_spec specs[] = {
         {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
         {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr", "model preset (default esmm)", 0, 0},
@@ -86,6 +88,11 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"no-lz4", FLAG_BOOL, &c->no_lz4, 0, 0, NULL, "do not compress parameter traffic", 0, 0},
         {"bind", FLAG_STRING, &c->bind, 0, 0, NULL, "address servers bind and advertise (default auto: 127.0.0.1 on one host)", 0, 0},
         {"no-preds", FLAG_BOOL, &c->no_preds, 0, 0, NULL, "do not write RUN_DIR/test_preds.csv", 0, 0},
+        {"admit-after", FLAG_INT, &c->admit_after, 0, 255, NULL, "a key gets an embedding row once it occurs in this many steps; until then it reads as zeros (default 0: at once)", 0, 0},
+        {"admit-sketch-mb", FLAG_INT, &c->admit_sketch_mb, 1, 1 << 20, NULL, "MiB per server of the count-min sketch that counts keys for --admit-after (default 16)", 0, 0},
+        {"max-rows-per-server", FLAG_INT, &c->max_rows_per_server, 0, 4294967294.0, NULL, "embedding rows a server keeps; least recently used rows are evicted past it (default 0: no limit)", 0, 0},
+        {"evict", FLAG_CHOICE, &c->evict, 0, 0, "lfu|lru", "rows that go first past --max-rows-per-server: least often or least recently used (default lfu)", 0, 0},
+        {"ttl-steps", FLAG_INT, &c->ttl_steps, 0, 4294967295.0, NULL, "evict rows unused for this many steps (default 0: never)", 0, 0},
         {"checkpoint-every", FLAG_INT, &c->checkpoint_every, 1, 1L << 40, NULL, "write a checkpoint every N steps into RUN_DIR/ckpt", 0, 0},
         {"keep-checkpoints", FLAG_INT, &c->keep_checkpoints, 1, 1000, NULL, "complete checkpoints kept (default 3)", 0, 0},
         {"resume", FLAG_BOOL, &c->resume, 0, 0, NULL, "continue from RUN_DIR's newest complete, verified checkpoint", 0, 0},
@@ -156,6 +163,9 @@ int config_write_json(const train_conf *c, const char *path, int n_servers, int 
     fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",
             c->emb_lr, c->emb_init_acc, c->init_range, c->dense_lr, c->eval_every, c->no_lz4 ? "false" : "true");
     fprintf(f, "  \"secure\": %s,\n", c->insecure ? "false" : "true");
+    fprintf(f, "  \"admit_after\": %ld,\n  \"admit_sketch_mb\": %ld,\n  \"max_rows_per_server\": %ld,\n  \"ttl_steps\": %ld,\n",
+            c->admit_after, c->admit_sketch_mb, c->max_rows_per_server, c->ttl_steps);
+    json_str(f, "evict", c->evict, 1);
     json_str(f, "push_encoding", c->push_enc, 1);
     json_str(f, "pull_encoding", c->pull_enc, 1);
     json_str(f, "bad_lines", c->bad_lines, 0);

@@ -37,6 +37,8 @@ typedef struct {
     int no_lz4;
     const char *push_enc, *pull_enc;
     int insecure;
+    long admit_after, admit_sketch_mb, max_rows_per_server, ttl_steps; /* bounded tables; 0: off */
+    const char *evict;                 /* lru|lfu */
     const char *bind;
     int no_preds;
     int verbose;

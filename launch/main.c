@@ -172,7 +172,9 @@ static int train_main(int argc, char **argv)
         }
         ps_server_conf sc = {.rank = rank, .bind_host = bind, .advertise_host = advertise, .dim = (int)c.dim,
                              .opt = server_opt(&c), .seed = (uint64_t)c.seed, .init_range = (float)c.init_range, .lz4 = !c.no_lz4,
-                             .keys = &keys, .zap = zap};
+                             .keys = &keys, .zap = zap, .admit_after = (uint32_t)c.admit_after,
+                             .admit_sketch_bytes = (size_t)c.admit_sketch_mb << 20, .max_rows = (uint64_t)c.max_rows_per_server,
+                             .ttl_steps = (uint32_t)c.ttl_steps, .evict_policy = strcmp(c.evict, "lfu") ? PS_EVICT_LRU : PS_EVICT_LFU};
         const char *ep;
         if ((rc = ps_server_new(&srv, zctx, &sc, &ep))) {
             log_error("%s", fn_err_msg());

@@ -11,6 +11,8 @@
 #include "binfile.h"
 #include "fn_error.h"
 #include "log.h"
+#include "procmem.h"
+#include "sketch.h"
 #include "table.h"
 #include "wire.h"
 
@@ -34,7 +36,12 @@ struct ps_server {
     wire_codec *rx, *tx;
     float *vals;          /* pull reply scratch */
     size_t vals_cap;      /* floats */
-    uint32_t step;        /* pushes applied, the tables' clock */
+    uint32_t step;        /* pushes applied */
+    uint32_t clock[PS_MAX_TABLES]; /* pushes applied to each table: its rows' time */
+    ps_sketch *sketch;    /* admission counts (conf.admit_after >= 2) */
+    uint64_t headroom;    /* rows kept free under max_rows after a push */
+    uint64_t created_mark; /* rows created by the end of the last push */
+    int overrun_warned;
     uint64_t pulls, pushes, rows_pulled, rows_pushed, bad_requests, bytes_in, bytes_out;
     push_slot *slots;     /* per worker, for rounds of W >= 2 workers */
     int round_w, round_have;
@@ -55,6 +62,11 @@ int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const 
     s->rx = wire_codec_new();
     s->tx = wire_codec_new();
     s->sock = zmq_socket(ctx, ZMQ_ROUTER);
+    s->headroom = conf->max_rows / 32;
+    if (conf->admit_after > 1 && !(s->sketch = ps_sketch_new(conf->admit_sketch_bytes))) {
+        ps_server_destroy(&s);
+        return fn_fail(FN_ENOMEM, "server %d: no memory for an admission sketch of %zu bytes", conf->rank, conf->admit_sketch_bytes);
+    }
     if (!s->rx || !s->tx || !s->sock) { ps_server_destroy(&s); return fn_fail(FN_EZMQ, "server %d: cannot create socket", conf->rank); }
     int zero = 0, one = 1;
     zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
@@ -99,6 +111,7 @@ void ps_server_destroy(ps_server **sp)
     free(s->mvals);
     wire_codec_destroy(&s->rx);
     wire_codec_destroy(&s->tx);
+    ps_sketch_destroy(&s->sketch);
     free(s->vals);
     free(s);
     *sp = NULL;
@@ -113,6 +126,7 @@ static ps_table *table_of(ps_server *s, uint16_t id, uint16_t dim, int create, i
         /* each table draws its initial rows from its own seed */
         s->tables[id] = ps_table_new(s->conf.dim, &s->conf.opt, s->conf.seed + 0x1000193u * id, s->conf.init_range);
         if (!s->tables[id]) *rc = fn_fail(FN_ENOMEM, "out of memory creating table %u", id);
+        else ps_table_set_admission(s->tables[id], s->sketch, s->conf.admit_after);
     }
     return s->tables[id];
 }
@@ -127,6 +141,52 @@ static int reserve_vals(ps_server *s, size_t n)
     s->vals = v;
     s->vals_cap = cap;
     return FN_OK;
+}
+
+static uint64_t total_rows(const ps_server *s);
+
+static uint64_t total_created(const ps_server *s)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < PS_MAX_TABLES; t++)
+        if (s->tables[t]) {
+            ps_table_stats st;
+            ps_table_counts(s->tables[t], &st);
+            n += st.created;
+        }
+    return n;
+}
+
+/* After a push: keeps `headroom` rows free under the budget for the next
+ * step's pulls, evicting a further max/16 when it acts so that it acts
+ * seldom (each eviction scans the rows a few times; see server.h). */
+static void keep_budget(ps_server *s)
+{
+    uint64_t max = s->conf.max_rows, low = max - s->headroom;
+    if (max && total_rows(s) > low)
+        ps_tables_evict(s->tables, PS_MAX_TABLES, (size_t)(low > max / 16 ? low - max / 16 : 0), 0, s->conf.evict_policy);
+}
+
+/* Applies a push (or a whole round's sum) to table id, then the TTL and
+ * the row budget. */
+static int apply_push(ps_server *s, uint16_t id, ps_table *t, const uint64_t *keys, uint32_t n, const float *vals)
+{
+    s->step++;
+    uint32_t now = ++s->clock[id];
+    int rc = ps_table_push(t, keys, n, vals, now);
+    uint32_t ttl = s->conf.ttl_steps;
+    if (!rc && ttl && now > ttl && now % (ttl / 8 + 1) == 0)
+        ps_tables_evict(&s->tables[id], 1, SIZE_MAX, now - ttl, s->conf.evict_policy);
+    if (s->conf.max_rows) {
+        /* room for twice the most rows one push period has created, so the
+         * next step's pulls fit under the budget */
+        uint64_t created = total_created(s), max = s->conf.max_rows, fresh = 2 * (created - s->created_mark);
+        if (fresh > s->headroom) s->headroom = fresh > max / 2 ? max / 2 : fresh;
+        else if (s->headroom > max / 32) s->headroom -= s->headroom / 64; /* new keys grow rarer: use the room */
+        keep_budget(s);
+        s->created_mark = total_created(s);
+    }
+    return rc ? fn_fail(rc, "out of memory applying a push") : FN_OK;
 }
 
 /* Builds the reply to request m in *reply; returns FN_OK or an error whose
@@ -152,8 +212,13 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
                 if (w) memcpy(s->vals + (size_t)i * m->dim, w, sizeof(float) * m->dim);
                 else memset(s->vals + (size_t)i * m->dim, 0, sizeof(float) * m->dim);
             }
-        } else if ((rc = ps_table_pull(t, m->keys, m->n, s->vals, s->step))) {
+        } else if ((rc = ps_table_pull(t, m->keys, m->n, s->vals, s->clock[m->table]))) {
             return fn_fail(rc, "out of memory creating rows");
+        } else if (s->conf.max_rows && total_rows(s) > s->conf.max_rows) {
+            if (!s->overrun_warned++)
+                log_warn("server %d: one step's new keys overran --max-rows-per-server %llu; evicting during pulls "
+                         "(results then depend on the order pulls arrive in)", s->conf.rank, (unsigned long long)s->conf.max_rows);
+            keep_budget(s);
         }
         /* the reply's value encoding is the one the request asks for */
         *reply = (wire_msg){.type = WIRE_PULL_REP, .enc = m->enc, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = s->vals};
@@ -172,8 +237,7 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
             *deferred = 1;
             return hold_push(s, m, ident);
         }
-        s->step++;
-        if ((rc = ps_table_push(t, m->keys, m->n, m->values, s->step))) return fn_fail(rc, "out of memory applying a push");
+        if ((rc = apply_push(s, m->table, t, m->keys, m->n, m->values))) return rc;
         *reply = (wire_msg){.type = WIRE_PUSH_REP, .seq = m->seq, .table = m->table, .n = 0, .code = m->n};
         s->pushes++;
         s->rows_pushed += m->n;
@@ -248,8 +312,7 @@ static int apply_round(ps_server *s)
     }
     int rc = FN_OK;
     ps_table *t = table_of(s, s->round_table, (uint16_t)D, 1, &rc);
-    s->step++;
-    if (!rc && (rc = ps_table_push(t, s->mkeys, (uint32_t)nm, s->mvals, s->step))) rc = fn_fail(rc, "out of memory applying a push");
+    if (!rc) rc = apply_push(s, s->round_table, t, s->mkeys, (uint32_t)nm, s->mvals);
     s->rows_pushed += nm;
     char why[512]; /* the replies point into it until sent */
     for (int w = 0; w < W; w++) {
@@ -373,18 +436,19 @@ int ps_server_run(ps_server *s)
     return rc;
 }
 
-/* Every row of every table after `head`: (u32 table, u64 key, dim f32
- * weights[, state f32]) — the body of both exports and checkpoints. */
+/* Every row of every table after `head`: (u32 table, u64 key[, u32
+ * last_step, u32 count], dim f32 weights[, state f32]) — the body of both
+ * exports and checkpoints (`full`: with the bracketed parts), then `tail`. */
 static int write_rows(ps_server *s, const char *path, uint32_t magic, uint32_t version, const uint8_t *head, size_t head_len,
-                      int with_state)
+                      int full, const uint8_t *tail, size_t tail_len)
 {
     binfile_w w;
     int rc = binfile_create(&w, path, magic, version);
     if (rc) return rc;
     const int D = s->conf.dim;
-    const size_t SF = with_state ? ps_opt_state_floats(&s->conf.opt, D) : 0;
+    const size_t SF = full ? ps_opt_state_floats(&s->conf.opt, D) : 0, M = full ? 8 : 0;
     rc = binfile_write(&w, head, head_len);
-    size_t rec = 12 + 4 * ((size_t)D + SF);
+    size_t rec = 12 + M + 4 * ((size_t)D + SF);
     uint8_t *buf = malloc(rec);
     if (!buf) rc = FN_ENOMEM;
     for (int t = 0; t < PS_MAX_TABLES && !rc; t++) {
@@ -396,12 +460,19 @@ static int write_rows(ps_server *s, const char *path, uint32_t magic, uint32_t v
             ps_table_row_at(s->tables[t], i, &key, &wts, &state);
             put_le32(buf, (uint32_t)t);
             put_le64(buf + 4, key);
-            for (int d = 0; d < D; d++) put_f32(buf + 12 + 4 * d, wts[d]);
-            for (size_t q = 0; q < SF; q++) put_f32(buf + 12 + 4 * ((size_t)D + q), state[q]);
+            if (full) {
+                uint32_t last, count;
+                ps_table_row_meta(s->tables[t], i, &last, &count);
+                put_le32(buf + 12, last);
+                put_le32(buf + 16, count);
+            }
+            for (int d = 0; d < D; d++) put_f32(buf + 12 + M + 4 * d, wts[d]);
+            for (size_t q = 0; q < SF; q++) put_f32(buf + 12 + M + 4 * ((size_t)D + q), state[q]);
             rc = binfile_write(&w, buf, rec);
         }
     }
     free(buf);
+    if (!rc && tail_len) rc = binfile_write(&w, tail, tail_len);
     if (rc) { binfile_abort(&w); return rc; }
     return binfile_commit(&w);
 }
@@ -418,20 +489,39 @@ int ps_server_export(ps_server *s, const char *path)
     uint8_t head[12];
     put_le32(head, (uint32_t)s->conf.dim);
     put_le64(head + 4, total_rows(s));
-    return write_rows(s, path, PS_EXPORT_MAGIC, PS_EXPORT_VERSION, head, sizeof head, 0);
+    return write_rows(s, path, PS_EXPORT_MAGIC, PS_EXPORT_VERSION, head, sizeof head, 0, NULL, 0);
 }
+
+#define CKPT_HEAD (32 + PS_MAX_TABLES * 28)
 
 int ps_server_checkpoint(ps_server *s, const char *path)
 {
-    uint8_t head[24];
+    uint8_t head[CKPT_HEAD];
     put_le32(head, (uint32_t)s->conf.dim);
     put_le32(head + 4, (uint32_t)ps_opt_state_floats(&s->conf.opt, s->conf.dim));
     put_le32(head + 8, (uint32_t)s->conf.opt.kind);
     put_le32(head + 12, s->step);
     put_le64(head + 16, total_rows(s));
-    return write_rows(s, path, PS_CKPT_MAGIC, PS_CKPT_VERSION, head, sizeof head, 1);
+    put_le64(head + 24, s->headroom);
+    for (int t = 0; t < PS_MAX_TABLES; t++) {
+        ps_table_stats st = {0};
+        if (s->tables[t]) ps_table_counts(s->tables[t], &st);
+        uint8_t *h = head + 32 + 28 * t;
+        put_le32(h, s->clock[t]);
+        put_le64(h + 4, st.created);
+        put_le64(h + 12, st.evicted);
+        put_le64(h + 20, st.dropped);
+    }
+    /* the sketch goes after the rows, its length first */
+    size_t sk = s->sketch ? ps_sketch_bytes(s->sketch) : 0;
+    uint8_t *tail = malloc(8 + sk);
+    if (!tail) return fn_fail(FN_ENOMEM, "%s: out of memory", path);
+    put_le64(tail, sk);
+    if (sk) memcpy(tail + 8, ps_sketch_data(s->sketch), sk);
+    int rc = write_rows(s, path, PS_CKPT_MAGIC, PS_CKPT_VERSION, head, sizeof head, 1, tail, 8 + sk);
+    free(tail);
+    return rc;
 }
-
 
 int ps_server_restore(ps_server *s, const char *path)
 {
@@ -444,13 +534,29 @@ int ps_server_restore(ps_server *s, const char *path)
     const int D = s->conf.dim;
     const size_t SF = ps_opt_state_floats(&s->conf.opt, D);
     uint32_t dim = binfile_u32(&r), sf = binfile_u32(&r), kind = binfile_u32(&r), clock = binfile_u32(&r);
-    uint64_t rows = binfile_u64(&r);
-    size_t rec = 12 + 4 * ((size_t)D + SF);
+    uint64_t rows = binfile_u64(&r), headroom = binfile_u64(&r);
+    uint32_t clocks[PS_MAX_TABLES];
+    uint64_t counts[PS_MAX_TABLES][3];
+    for (int t = 0; t < PS_MAX_TABLES; t++) {
+        clocks[t] = binfile_u32(&r);
+        for (int k = 0; k < 3; k++) counts[t][k] = binfile_u64(&r);
+    }
+    const size_t rec = 20 + 4 * ((size_t)D + SF);
+    const size_t sk = s->sketch ? ps_sketch_bytes(s->sketch) : 0;
     if (r.bad || dim != (uint32_t)D || sf != SF || kind != (uint32_t)s->conf.opt.kind)
         rc = fn_fail(FN_EPARSE, "%s: written with dim %u and optimizer %u (%u state floats); this job has dim %d and %s", path, dim, kind,
                      sf, D, ps_opt_kind_name(s->conf.opt.kind));
-    else if (rows > (len - r.at) / rec || rows * rec != len - r.at)
+    else if (rows > (len - r.at) / rec || len - r.at - rows * rec < 8)
         rc = fn_fail(FN_EPARSE, "%s: %llu rows do not match the file size", path, (unsigned long long)rows);
+    else {
+        binfile_r tr = {body, len, r.at + (size_t)rows * rec, 0};
+        uint64_t have = binfile_u64(&tr);
+        if (have != sk)
+            rc = fn_fail(FN_EPARSE, "%s: holds an admission sketch of %llu bytes; this job's is %zu (--admit-after and "
+                                    "--admit-sketch-mb must match the checkpointed run)", path, (unsigned long long)have, sk);
+        else if (len - tr.at != sk)
+            rc = fn_fail(FN_EPARSE, "%s: %zu bytes after the rows, expected %zu", path, len - tr.at, sk + 8);
+    }
     float *w = malloc(sizeof(float) * ((size_t)D + SF + 1));
     if (!rc && !w) rc = FN_ENOMEM;
     if (!rc)
@@ -458,12 +564,23 @@ int ps_server_restore(ps_server *s, const char *path)
     for (uint64_t i = 0; !rc && i < rows; i++) {
         uint32_t t = binfile_u32(&r);
         uint64_t key = binfile_u64(&r);
+        uint32_t last = binfile_u32(&r), count = binfile_u32(&r);
         for (size_t k = 0; k < (size_t)D + SF; k++) w[k] = binfile_f32(&r);
         ps_table *tab = table_of(s, (uint16_t)(t < PS_MAX_TABLES ? t : PS_MAX_TABLES), (uint16_t)D, 1, &rc);
         if (rc) { rc = fn_fail(FN_EPARSE, "%s: row %llu: %s", path, (unsigned long long)i, fn_err_msg()); break; }
         if (ps_table_set(tab, key, w, SF ? w + D : NULL)) rc = fn_fail(FN_ENOMEM, "%s: out of memory", path);
+        else ps_table_set_meta(tab, key, last, count);
     }
-    if (!rc) s->step = clock;
+    if (!rc) {
+        s->step = clock;
+        if (s->conf.max_rows) s->headroom = headroom > s->conf.max_rows / 2 ? s->conf.max_rows / 2 : headroom;
+        for (int t = 0; t < PS_MAX_TABLES; t++) {
+            s->clock[t] = clocks[t];
+            if (s->tables[t]) ps_table_restore_counts(s->tables[t], counts[t][0], counts[t][1], counts[t][2]);
+        }
+        if (sk) memcpy(ps_sketch_data(s->sketch), body + (len - sk), sk);
+        s->created_mark = total_created(s);
+    }
     free(w);
     free(body);
     return rc;
@@ -472,16 +589,28 @@ int ps_server_restore(ps_server *s, const char *path)
 int ps_server_stats_json(ps_server *s, char *buf, size_t cap)
 {
     size_t rows = 0, bytes = 0, need = 0;
+    uint64_t created = 0, evicted = 0, dropped = 0, rss = 0, peak = 0;
     for (int t = 0; t < PS_MAX_TABLES; t++) {
         if (!s->tables[t]) continue;
-        rows += ps_table_rows(s->tables[t]);
-        bytes += ps_table_bytes(s->tables[t]);
-        need += ps_table_rows(s->tables[t]) * ps_table_row_need(s->tables[t]);
+        ps_table_stats st;
+        ps_table_counts(s->tables[t], &st);
+        rows += st.rows;
+        bytes += st.bytes;
+        created += st.created;
+        evicted += st.evicted;
+        dropped += st.dropped;
+        need += st.rows * ps_table_row_need(s->tables[t]);
     }
+    size_t sketch = s->sketch ? ps_sketch_bytes(s->sketch) : 0;
+    fn_proc_memory(&rss, &peak);
     return snprintf(buf, cap,
-                    "{\"rank\":%d,\"rows\":%zu,\"table_bytes\":%zu,\"row_need_bytes\":%zu,\"pulls\":%llu,\"pushes\":%llu,"
+                    "{\"rank\":%d,\"rows\":%zu,\"admitted\":%llu,\"evicted\":%llu,\"dropped_grads\":%llu,\"max_rows\":%llu,"
+                    "\"table_bytes\":%zu,\"sketch_bytes\":%zu,\"resident_bytes\":%zu,\"row_need_bytes\":%zu,\"rss\":%llu,\"peak_rss\":%llu,"
+                    "\"pulls\":%llu,\"pushes\":%llu,"
                     "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"bad_requests\":%llu,\"refused_connections\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
-                    s->conf.rank, rows, bytes, need, (unsigned long long)s->pulls, (unsigned long long)s->pushes,
+                    s->conf.rank, rows, (unsigned long long)created, (unsigned long long)evicted, (unsigned long long)dropped,
+                    (unsigned long long)s->conf.max_rows, bytes, sketch, bytes + sketch, need, (unsigned long long)rss,
+                    (unsigned long long)peak, (unsigned long long)s->pulls, (unsigned long long)s->pushes,
                     (unsigned long long)s->rows_pulled, (unsigned long long)s->rows_pushed,
                     (unsigned long long)s->bad_requests, (unsigned long long)secure_zap_denied(s->conf.zap), (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
 }

@@ -7,6 +7,24 @@
  * nothing.  Tables are created on first use of a table id; each has the
  * job's dim, optimizer, seed and initial range.
  *
+ * Bounded tables.  Each table keeps a clock: the pushes applied to it (one
+ * per training step).  With admit_after >= 2 a key gets a row only in the
+ * push that brings its count in a count-min sketch (admit_sketch_bytes,
+ * shared by the tables) to admit_after; until then pulls read zeros and its
+ * gradients are dropped (ps/table.h).  With max_rows set, every push ends
+ * with at most max_rows less a headroom rows, so the next step's new keys
+ * fit under the budget: the headroom follows twice the most rows a step
+ * has created (up to half the budget, at least 1/32; it shrinks by 1/64 a
+ * step while steps bring fewer).  When over, rows are evicted — least
+ * often used (LFU, the default), or least recently used — to a further
+ * max_rows/16 below, so that an eviction's scans come every few steps
+ * only.  Pulls that would create rows past max_rows evict at once (bounded
+ * memory wins over determinism then, and the server says so once).  With
+ * ttl_steps set, rows unseen for ttl_steps of their table's clock go,
+ * checked every ttl_steps/8 steps.  Evictions and admissions happen at
+ * pushes, which the
+ * server applies in a fixed order, so a bounded run stays deterministic.
+ *
  * Who calls it: launch/main.c on ranks 0..S-1 — ps_server_new() binds (the
  * endpoint is then shared over MPI), ps_server_run() serves until a
  * SHUTDOWN control request. */
@@ -18,6 +36,7 @@
 
 #include "optimizer.h"
 #include "secure.h"
+#include "table.h"
 
 #define PS_MAX_TABLES 16
 
@@ -32,6 +51,12 @@ typedef struct {
     int lz4;                /* compress replies when it pays */
     const secure_keys *keys; /* CURVE keys (keys->enabled 0: plain TCP) */
     const secure_zap *zap;   /* the context's ZAP handler, for statistics (may be NULL) */
+    /* bounded memory (0: off) — see "Bounded tables" above */
+    uint32_t admit_after;     /* a key gets a row once pushed in this many steps */
+    size_t admit_sketch_bytes; /* the count-min sketch that counts them */
+    uint64_t max_rows;        /* rows over all tables of this server */
+    uint32_t ttl_steps;       /* rows unseen this many steps may go */
+    ps_evict_policy evict_policy; /* which rows go first past max_rows */
 } ps_server_conf;
 
 typedef struct ps_server ps_server;
@@ -62,10 +87,13 @@ int ps_server_stats_json(ps_server *s, char *buf, size_t cap);
 #define PS_EXPORT_MAGIC 0x454C4E46u
 #define PS_EXPORT_VERSION 1
 
-/* Checkpoint shards: magic "FNLC", version 1; body: u32 dim, u32 state
- * floats per row, u32 optimizer kind, u32 server clock, u64 rows, then rows
- * of (u32 table, u64 key, dim f32 weights, state f32). */
+/* Checkpoint shards: magic "FNLC", version 2; body: u32 dim, u32 state
+ * floats per row, u32 optimizer kind, u32 server clock (pushes applied),
+ * u64 rows, u64 eviction headroom; per table (PS_MAX_TABLES): u32 clock, u64 created, u64
+ * evicted, u64 dropped; then rows of (u32 table, u64 key, u32 last_step,
+ * u32 count, dim f32 weights, state f32); then u64 sketch bytes and the
+ * admission sketch's counters. */
 #define PS_CKPT_MAGIC 0x434C4E46u
-#define PS_CKPT_VERSION 1
+#define PS_CKPT_VERSION 2
 
 #endif

@@ -20,12 +20,25 @@
  * server, any stripe, any run with the same seed builds the same row no
  * matter in which order keys arrive.
  *
- * Room left for eviction (not implemented): positions are not stable
- * identities.  To drop the row at position p: keymap_remove(its key) while
- * the row still holds it, copy the last row into p, keymap_update(that
- * row's key, p), rows--.  last_step and count are kept for the policy that
- * picks p.  ps_table_row_at() walks positions, so a checkpoint must not
- * run interleaved with evictions.
+ * Eviction: positions are not stable identities.  To drop the row at
+ * position p: keymap_remove(its key) while the row still holds it, copy
+ * the last row into p, keymap_update(that row's key, p), rows--; chunks
+ * left empty at the tail are freed (one is kept against regrowth).
+ * ps_tables_evict() picks the rows by a total order on
+ * (last_step, count, fn_mix64(key)) — LRU — or (count, last_step, ...) —
+ * LFU — with a radix select — up to 8 passes
+ * of 16-bit digits, each a histogram over the rows still in question — so
+ * exactly the k least recently (then least often) used rows go, whatever
+ * the rows' positions, which depend on the order pulls arrived in.
+ * ps_table_row_at() walks positions, so a checkpoint must not run
+ * interleaved with evictions.
+ *
+ * Admission: with a sketch set (ps_table_set_admission), pulls create no
+ * rows (absent keys read as zeros) and a push of an absent key counts it
+ * in the sketch; the push that brings its count to `after` creates the row
+ * with its initial weights (that push's gradient, taken at zero weights,
+ * is dropped like the earlier ones).  Counting at pushes keeps admission
+ * deterministic: the server applies pushes in a fixed order.
  *
  * Callers: ps/server.c (pull, push), checkpoint load (set) and save
  * (row_at).  Not thread-safe (see table.h). */
@@ -37,6 +50,7 @@
 #include "fn_error.h"
 #include "hash.h"
 #include "keymap.h"
+#include "sketch.h"
 
 /* Target bytes of rows per chunk; the row count is a power of two under it. */
 #define TAB_CHUNK_BYTES (512u * 1024u)
@@ -67,6 +81,10 @@ struct ps_table {
     size_t rows;
 
     keymap index;
+
+    ps_sketch *admit;      /* NULL: every key gets a row at once */
+    uint32_t admit_after;
+    uint64_t created, evicted, dropped;
 };
 
 static inline tab_row *tab_row_ptr(const ps_table *t, size_t pos)
@@ -183,6 +201,7 @@ static uint32_t tab_create(ps_table *t, uint64_t key)
      * failed insert leaves the table as it was. */
     if (keymap_insert(&t->index, key, (uint32_t)pos) != FN_OK) return KEYMAP_NONE;
     t->rows++;
+    t->created++;
     return (uint32_t)pos;
 }
 
@@ -221,8 +240,17 @@ int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uin
 {
     const size_t dim = (size_t)t->dim;
     for (uint32_t i = 0; i < n; i++) {
-        tab_row *r = tab_get(t, keys[i]);
-        if (!r) return FN_ENOMEM;
+        tab_row *r;
+        if (t->admit) {
+            uint32_t pos = keymap_find(&t->index, keys[i]);
+            if (pos == KEYMAP_NONE) { /* not admitted (yet): zeros */
+                memset(out + i * dim, 0, dim * sizeof(float));
+                continue;
+            }
+            r = tab_row_ptr(t, pos);
+        } else if (!(r = tab_get(t, keys[i]))) {
+            return FN_ENOMEM;
+        }
         tab_touch(r, step);
         memcpy(out + i * dim, r->v, dim * sizeof(float));
     }
@@ -233,8 +261,23 @@ int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *gr
 {
     const size_t dim = (size_t)t->dim;
     for (uint32_t i = 0; i < n; i++) {
-        tab_row *r = tab_get(t, keys[i]);
-        if (!r) return FN_ENOMEM;
+        tab_row *r;
+        if (t->admit) {
+            uint32_t pos = keymap_find(&t->index, keys[i]);
+            if (pos == KEYMAP_NONE) {
+                if (ps_sketch_add(t->admit, keys[i]) < t->admit_after) {
+                    t->dropped++;
+                    continue;
+                }
+                if ((pos = tab_create(t, keys[i])) == KEYMAP_NONE) return FN_ENOMEM;
+                tab_touch(tab_row_ptr(t, pos), step);
+                t->dropped++; /* its gradient was taken at zero weights */
+                continue;
+            }
+            r = tab_row_ptr(t, pos);
+        } else if (!(r = tab_get(t, keys[i]))) {
+            return FN_ENOMEM;
+        }
         tab_touch(r, step);
         ps_opt_apply(&t->opt, r->v, r->v + dim, grads + i * dim, t->dim);
     }
@@ -259,4 +302,146 @@ void ps_table_row_at(const ps_table *t, size_t i, uint64_t *key, const float **w
     *key = r->key;
     *w = r->v;
     *state = t->state_floats ? r->v + t->dim : NULL;
+}
+
+void ps_table_set_admission(ps_table *t, ps_sketch *sketch, uint32_t after)
+{
+    t->admit = after > 1 ? sketch : NULL;
+    t->admit_after = after;
+}
+
+void ps_table_counts(const ps_table *t, ps_table_stats *st)
+{
+    st->rows = t->rows;
+    st->created = t->created;
+    st->evicted = t->evicted;
+    st->dropped = t->dropped;
+    st->bytes = ps_table_bytes(t);
+}
+
+void ps_table_row_meta(const ps_table *t, size_t i, uint32_t *last_step, uint32_t *count)
+{
+    const tab_row *r = tab_row_ptr(t, i);
+    *last_step = r->last_step;
+    *count = r->count;
+}
+
+void ps_table_set_meta(ps_table *t, uint64_t key, uint32_t last_step, uint32_t count)
+{
+    uint32_t pos = keymap_find(&t->index, key);
+    if (pos == KEYMAP_NONE) return;
+    tab_row *r = tab_row_ptr(t, pos);
+    r->last_step = last_step;
+    r->count = count;
+}
+
+void ps_table_restore_counts(ps_table *t, uint64_t created, uint64_t evicted, uint64_t dropped)
+{
+    t->created = created;
+    t->evicted = evicted;
+    t->dropped = dropped;
+}
+
+/* ---- eviction ------------------------------------------------------------ */
+
+/* Digit d (0..7, most significant first) of a row's 128-bit eviction order
+ * (last_step, count, fn_mix64(key)), or (count, last_step, ...) when lfu:
+ * 16 bits each. */
+static inline unsigned tab_digit(const tab_row *r, int d, int lfu)
+{
+    uint64_t v = d >= 4 ? fn_mix64(r->key)
+                        : lfu ? ((uint64_t)r->count << 32 | r->last_step) : ((uint64_t)r->last_step << 32 | r->count);
+    return (unsigned)(v >> (48 - 16 * (d & 3))) & 0xFFFFu;
+}
+
+/* Compares the first `levels` digits of r with pre[]: <0, 0, >0. */
+static inline int tab_cmp_prefix(const tab_row *r, const unsigned *pre, int levels, int lfu)
+{
+    for (int d = 0; d < levels; d++) {
+        unsigned x = tab_digit(r, d, lfu);
+        if (x != pre[d]) return x < pre[d] ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Drops the row at pos (see the header comment). */
+static void tab_remove_at(ps_table *t, size_t pos)
+{
+    tab_row *r = tab_row_ptr(t, pos);
+    keymap_remove(&t->index, r->key);
+    size_t last = t->rows - 1;
+    if (pos != last) {
+        tab_row *l = tab_row_ptr(t, last);
+        memcpy(r, l, t->row_bytes);
+        keymap_update(&t->index, r->key, (uint32_t)pos);
+    }
+    t->rows--;
+    t->evicted++;
+}
+
+/* Frees chunks past the one that holds the last row, keeping one spare. */
+static void tab_trim(ps_table *t)
+{
+    size_t used = (t->rows + t->chunk_mask) >> t->chunk_shift;
+    while (t->n_chunks > used + 1) free(t->chunks[--t->n_chunks]);
+}
+
+size_t ps_tables_evict(ps_table *const *tabs, int n, size_t keep, uint32_t older_than, ps_evict_policy policy)
+{
+    size_t before = 0, total = 0;
+    for (int k = 0; k < n; k++) before += tabs[k] ? tabs[k]->rows : 0;
+    /* rows unseen since `older_than` first (the TTL) */
+    if (older_than)
+        for (int k = 0; k < n; k++) {
+            ps_table *t = tabs[k];
+            for (size_t p = 0; t && p < t->rows;)
+                if (tab_row_ptr(t, p)->last_step < older_than) tab_remove_at(t, p);
+                else p++;
+        }
+    for (int k = 0; k < n; k++) total += tabs[k] ? tabs[k]->rows : 0;
+    if (total > keep) {
+        uint64_t need = total - keep;
+        const int lfu = policy == PS_EVICT_LFU;
+        unsigned pre[8];
+        int levels = 0;
+        uint64_t *hist = malloc(65536 * sizeof *hist);
+        if (!hist) {
+            /* no memory for the histogram: fall back to positions (still
+             * bounded, just not in least-recently-used order) */
+            for (int k = 0; k < n && need; k++)
+                while (tabs[k] && tabs[k]->rows && need) { tab_remove_at(tabs[k], tabs[k]->rows - 1); need--; }
+        } else {
+            while (levels < 8) {
+                memset(hist, 0, 65536 * sizeof *hist);
+                for (int k = 0; k < n; k++)
+                    for (size_t p = 0; tabs[k] && p < tabs[k]->rows; p++) {
+                        const tab_row *r = tab_row_ptr(tabs[k], p);
+                        if (tab_cmp_prefix(r, pre, levels, lfu) == 0) hist[tab_digit(r, levels, lfu)]++;
+                    }
+                uint64_t below = 0;
+                unsigned v = 0;
+                while (below + hist[v] < need) below += hist[v++];
+                pre[levels++] = v;
+                need -= below;
+                if (hist[v] == need) break; /* the whole group goes */
+            }
+            free(hist);
+            /* evict every row whose order is at or below the chosen prefix
+             * (after 8 levels, equal orders — the same key in two tables —
+             * all go: never fewer than asked) */
+            for (int k = 0; k < n; k++) {
+                ps_table *t = tabs[k];
+                for (size_t p = 0; t && p < t->rows;)
+                    if (tab_cmp_prefix(tab_row_ptr(t, p), pre, levels, lfu) <= 0) tab_remove_at(t, p);
+                    else p++;
+            }
+        }
+    }
+    size_t after = 0;
+    for (int k = 0; k < n; k++)
+        if (tabs[k]) {
+            tab_trim(tabs[k]);
+            after += tabs[k]->rows;
+        }
+    return before - after;
 }

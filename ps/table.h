@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "optimizer.h"
+#include "sketch.h"
 
 typedef struct ps_table ps_table;
 
@@ -54,5 +55,36 @@ int ps_table_set(ps_table *t, uint64_t key, const float *w, const float *state);
  * *w and *state point into the table (state may be NULL if the optimizer
  * keeps none). */
 void ps_table_row_at(const ps_table *t, size_t i, uint64_t *key, const float **w, const float **state);
+
+/* Feature admission: with after >= 2, keys get a row only once pushes have
+ * brought their count in `sketch` (shared, owned by the caller) to after;
+ * until then pulls read zeros and their gradients are dropped.  after <= 1:
+ * every key gets a row on its first pull or push. */
+void ps_table_set_admission(ps_table *t, ps_sketch *sketch, uint32_t after);
+
+typedef struct {
+    size_t rows;
+    uint64_t created;  /* rows ever made: admitted keys */
+    uint64_t evicted;
+    uint64_t dropped;  /* pushed gradients of keys without a row */
+    size_t bytes;      /* ps_table_bytes */
+} ps_table_stats;
+void ps_table_counts(const ps_table *t, ps_table_stats *st);
+
+/* Eviction bookkeeping of row i (storage order), and setting it back by
+ * key (checkpoints). */
+void ps_table_row_meta(const ps_table *t, size_t i, uint32_t *last_step, uint32_t *count);
+void ps_table_set_meta(ps_table *t, uint64_t key, uint32_t last_step, uint32_t count);
+void ps_table_restore_counts(ps_table *t, uint64_t created, uint64_t evicted, uint64_t dropped);
+
+typedef enum { PS_EVICT_LRU = 0, PS_EVICT_LFU = 1 } ps_evict_policy;
+
+/* Evicts, over the n tables together (NULL entries skipped), every row last
+ * used before step `older_than` (0: none), then until at most `keep` rows
+ * are left: LRU, the least recently used rows (ties: fewest uses); LFU, the
+ * least often used (ties: least recent); last ties by a hash of the key.
+ * Deterministic: the rows chosen depend on the rows' contents, not their
+ * positions.  Returns the number of rows evicted. */
+size_t ps_tables_evict(ps_table *const *tabs, int n, size_t keep, uint32_t older_than, ps_evict_policy policy);
 
 #endif

@@ -36,7 +36,7 @@
  *           of 4096, in a child process per N so each starts from a clean
  *           heap: ps_table_bytes()/rows (what the table counts),
  *           ps_table_row_need() (key + weights + optimizer state) and the
- *           growth of the process's resident set per row (/proc/self/statm).
+ *           growth of the process's resident set per row (/proc/self/status).
  *
  * Output: one `bench=NAME key=value ...` line per measured row, medians
  * over the repetitions with min and max beside them; `#` lines are
@@ -64,6 +64,7 @@
 #include "hash.h"
 #include "nn.h"
 #include "optimizer.h"
+#include "procmem.h"
 #include "server.h"
 #include "table.h"
 #include "wire.h"
@@ -605,13 +606,9 @@ static int bench_server(const long *clients, int nc, const long *keys, int nk, d
 
 static size_t rss_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+    uint64_t rss;
+    fn_proc_memory(&rss, NULL);
+    return (size_t)rss;
 }
 
 typedef struct {

@@ -62,7 +62,7 @@
  *
  * Memory.  Every second the main thread asks the server for CTRL_STATS
  * (rows, table_bytes: what ps_table_bytes() counts — rows, chunks, index)
- * and reads this process's RSS from /proc/self/statm.  The RSS is the whole
+ * and reads this process's RSS from /proc/self/status.  The RSS is the whole
  * process: the server and also the tool's clients (their codecs and
  * buffers, the reference arrays, ZeroMQ's queues); the tool touches all its
  * own per-key arrays before the first sample so they do not look like
@@ -97,6 +97,7 @@
 #include "hash.h"
 #include "log.h"
 #include "optimizer.h"
+#include "procmem.h"
 #include "secure.h"
 #include "server.h"
 #include "wire.h"
@@ -661,13 +662,9 @@ static void *watchdog_main(void *arg)
 
 static uint64_t rss_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t rss;
+    fn_proc_memory(&rss, NULL);
+    return (uint64_t)rss;
 }
 
 static int take_sample(soak *g, conn *mon, double t0, sample *s)
@@ -995,7 +992,7 @@ int main(int argc, char **argv)
 
     /* memory: after the table is full, table_bytes stays put and the RSS
      * grows by at most the slack */
-    printf("memory (table_bytes: the server's CTRL_STATS; rss: this whole process, /proc/self/statm):\n");
+    printf("memory (table_bytes: the server's CTRL_STATS; rss: this whole process, /proc/self/status):\n");
     printf("  %7s %10s %12s %9s %10s %12s\n", "t/s", "rows", "table_bytes", "rss_MiB", "requests", "rows_moved");
     size_t stride = ns > 60 ? (ns + 59) / 60 : 1;
     size_t full_at = ns;
