@@ -833,7 +833,7 @@ static int decode_body(wire_codec *c, const uint8_t *p, uint32_t raw_len, wire_m
 
 int wire_decode(wire_codec *c, const uint8_t *buf, size_t len, wire_msg *m)
 {
-    uint32_t plen, rlen;
+    uint32_t plen = 0, rlen = 0; /* set by check_header; GCC -O2 cannot see it */
     memset(m, 0, sizeof *m);
     int rc = check_header(buf, len, m, &plen, &rlen);
     if (rc) goto fail;

@@ -508,7 +508,7 @@ static void test_lz4(void)
     /* LZ4 is used exactly when it makes the payload strictly smaller:
      * texts from all-zero to random, checked against liblz4 directly */
     char text[64], raw[20 + sizeof text], z[LZ4_COMPRESSBOUND(sizeof raw)];
-    for (uint32_t tl = 0; tl <= sizeof text; tl++)
+    for (uint32_t tl = 0; tl < sizeof text; tl++)
         for (int kind = 0; kind < 3; kind++) {
             for (uint32_t i = 0; i < tl; i++)
                 text[i] = kind == 0 ? 0 : kind == 1 ? (char)('a' + i % 5) : (char)rng_next();
