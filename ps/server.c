@@ -10,6 +10,7 @@
 
 #include "binfile.h"
 #include "fn_error.h"
+#include "hash.h"
 #include "log.h"
 #include "procmem.h"
 #include "sketch.h"
@@ -28,6 +29,15 @@ typedef struct {
     size_t cap;           /* rows */
 } push_slot;
 
+/* The last push a client (by routing id) had applied: a retry of it is
+ * answered from here, never applied twice. */
+typedef struct {
+    uint64_t id;   /* hash of the routing id */
+    uint64_t seq;
+    uint32_t n;
+} push_record;
+#define PS_MAX_RECORDS 65536
+
 struct ps_server {
     ps_server_conf conf;
     void *sock;
@@ -42,6 +52,9 @@ struct ps_server {
     uint64_t headroom;    /* rows kept free under max_rows after a push */
     uint64_t created_mark; /* rows created by the end of the last push */
     int overrun_warned;
+    push_record *done;    /* per client, see push_record */
+    size_t n_done, done_cap, done_next;
+    uint64_t retried_pushes, replies, drop_every;
     uint64_t pulls, pushes, rows_pulled, rows_pushed, bad_requests, bytes_in, bytes_out;
     push_slot *slots;     /* per worker, for rounds of W >= 2 workers */
     int round_w, round_have;
@@ -69,7 +82,15 @@ int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const 
     }
     if (!s->rx || !s->tx || !s->sock) { ps_server_destroy(&s); return fn_fail(FN_EZMQ, "server %d: cannot create socket", conf->rank); }
     int zero = 0, one = 1;
+    /* a worker that reconnects keeps its routing id and its record */
+    zmq_setsockopt(s->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
+    const char *drop = getenv("FUNNEL_FAULT_DROP_REPLY");
+    if (drop && atoi(drop) > 0) {
+        s->drop_every = (uint64_t)atoi(drop);
+        log_warn("server %d: FAULT INJECTION: every %llu-th reply is dropped (FUNNEL_FAULT_DROP_REPLY, for tests)", conf->rank,
+                 (unsigned long long)s->drop_every);
+    }
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -112,6 +133,7 @@ void ps_server_destroy(ps_server **sp)
     wire_codec_destroy(&s->rx);
     wire_codec_destroy(&s->tx);
     ps_sketch_destroy(&s->sketch);
+    free(s->done);
     free(s->vals);
     free(s);
     *sp = NULL;
@@ -189,6 +211,30 @@ static int apply_push(ps_server *s, uint16_t id, ps_table *t, const uint64_t *ke
     return rc ? fn_fail(rc, "out of memory applying a push") : FN_OK;
 }
 
+/* The record of the client whose routing id is ident (created if absent,
+ * reusing the oldest slot past PS_MAX_RECORDS clients); NULL only when out
+ * of memory. */
+static push_record *record_of(ps_server *s, zmq_msg_t *ident)
+{
+    uint64_t id = fn_hash64(zmq_msg_data(ident), zmq_msg_size(ident), 0x51ED27);
+    for (size_t i = 0; i < s->n_done; i++)
+        if (s->done[i].id == id) return &s->done[i];
+    if (s->n_done == PS_MAX_RECORDS) {
+        push_record *r = &s->done[s->done_next++ % PS_MAX_RECORDS];
+        *r = (push_record){id, 0, 0};
+        return r;
+    }
+    if (s->n_done == s->done_cap) {
+        size_t cap = s->done_cap ? 2 * s->done_cap : 16;
+        push_record *d = realloc(s->done, cap * sizeof *d);
+        if (!d) return NULL;
+        s->done = d;
+        s->done_cap = cap;
+    }
+    s->done[s->n_done] = (push_record){id, 0, 0};
+    return &s->done[s->n_done++];
+}
+
 /* Builds the reply to request m in *reply; returns FN_OK or an error whose
  * message becomes an ERROR_REP. */
 static int hold_push(ps_server *s, const wire_msg *m, zmq_msg_t *ident);
@@ -229,6 +275,13 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
     case WIRE_PUSH_REQ: {
         ps_table *t = table_of(s, m->table, m->dim, 1, &rc);
         if (rc) return rc;
+        push_record *pr = record_of(s, ident);
+        if (pr && m->seq <= pr->seq) { /* a retry: applied already */
+            s->retried_pushes++;
+            if (m->seq < pr->seq) { *deferred = 1; return FN_OK; } /* older still: its answer is moot */
+            *reply = (wire_msg){.type = WIRE_PUSH_REP, .seq = m->seq, .table = m->table, .n = 0, .code = pr->n};
+            return FN_OK;
+        }
         /* one NaN would poison a row for good: refuse the whole push */
         for (size_t i = 0, n = (size_t)m->n * m->dim; i < n; i++)
             if (!isfinite(m->values[i]))
@@ -238,6 +291,7 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
             return hold_push(s, m, ident);
         }
         if ((rc = apply_push(s, m->table, t, m->keys, m->n, m->values))) return rc;
+        if (pr) { pr->seq = m->seq; pr->n = m->n; }
         *reply = (wire_msg){.type = WIRE_PUSH_REP, .seq = m->seq, .table = m->table, .n = 0, .code = m->n};
         s->pushes++;
         s->rows_pushed += m->n;
@@ -322,6 +376,8 @@ static int apply_round(ps_server *s)
             snprintf(why, sizeof why, "%s", fn_err_msg());
             reply = (wire_msg){.type = WIRE_ERROR_REP, .seq = sl->seq, .code = (uint32_t)rc, .text = why, .text_len = (uint32_t)strlen(why)};
         }
+        push_record *pr = rc ? NULL : record_of(s, &sl->ident);
+        if (pr) { pr->seq = sl->seq; pr->n = sl->n; }
         int src = send_reply(s, &sl->ident, &reply);
         zmq_msg_close(&sl->ident);
         sl->have = 0;
@@ -353,6 +409,7 @@ static int hold_push(ps_server *s, const wire_msg *m, zmq_msg_t *ident)
                        s->round_w, s->round_table);
     }
     push_slot *sl = &s->slots[w];
+    if (sl->have && sl->seq == m->seq) { s->retried_pushes++; return FN_OK; } /* a retry of the push held: answered with the round */
     if (sl->have) return fn_fail(FN_EBADMSG, "worker %d pushed twice in one round", w);
     if (m->n > sl->cap) {
         uint64_t *k = realloc(sl->keys, m->n * sizeof *k);
@@ -379,6 +436,7 @@ static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply)
 {
     const uint8_t *buf;
     size_t len;
+    if (s->drop_every && ++s->replies % s->drop_every == 0) return FN_OK; /* fault injection (tests) */
     int rc = wire_encode(s->tx, reply, s->conf.lz4, &buf, &len);
     if (rc) return rc;
     if (zmq_send(s->sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE) < 0 ||
@@ -607,10 +665,10 @@ int ps_server_stats_json(ps_server *s, char *buf, size_t cap)
                     "{\"rank\":%d,\"rows\":%zu,\"admitted\":%llu,\"evicted\":%llu,\"dropped_grads\":%llu,\"max_rows\":%llu,"
                     "\"table_bytes\":%zu,\"sketch_bytes\":%zu,\"resident_bytes\":%zu,\"row_need_bytes\":%zu,\"rss\":%llu,\"peak_rss\":%llu,"
                     "\"pulls\":%llu,\"pushes\":%llu,"
-                    "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"bad_requests\":%llu,\"refused_connections\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+                    "\"rows_pulled\":%llu,\"rows_pushed\":%llu,\"retried_pushes\":%llu,\"bad_requests\":%llu,\"refused_connections\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
                     s->conf.rank, rows, (unsigned long long)created, (unsigned long long)evicted, (unsigned long long)dropped,
                     (unsigned long long)s->conf.max_rows, bytes, sketch, bytes + sketch, need, (unsigned long long)rss,
                     (unsigned long long)peak, (unsigned long long)s->pulls, (unsigned long long)s->pushes,
-                    (unsigned long long)s->rows_pulled, (unsigned long long)s->rows_pushed,
+                    (unsigned long long)s->rows_pulled, (unsigned long long)s->rows_pushed, (unsigned long long)s->retried_pushes,
                     (unsigned long long)s->bad_requests, (unsigned long long)secure_zap_denied(s->conf.zap), (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
 }

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "fn_error.h"
+#include "hash.h"
 #include "log.h"
 
 struct ps_client {
@@ -21,6 +23,7 @@ struct ps_client {
     wire_codec *tx, *rx;
     uint64_t seq;
     uint64_t *want_seq;      /* per server: seq of the outstanding request, 0 = none */
+    wire_msg *req;           /* per server: that request, to send again */
     zmq_pollitem_t *items;
     ps_client_stats stats;
 };
@@ -30,6 +33,13 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpoints, int timeout_ms, int lz4, wire_enc enc,
@@ -47,14 +57,23 @@ int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpo
     c->endpoint = calloc((size_t)n_servers, sizeof *c->endpoint);
     c->want_seq = calloc((size_t)n_servers, sizeof *c->want_seq);
     c->items = calloc((size_t)n_servers, sizeof *c->items);
+    c->req = calloc((size_t)n_servers, sizeof *c->req);
     c->tx = wire_codec_new();
     c->rx = wire_codec_new();
-    if (!c->sock || !c->endpoint || !c->want_seq || !c->items || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
+    if (!c->sock || !c->endpoint || !c->want_seq || !c->items || !c->req || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
     for (int s = 0; s < n_servers; s++) {
         c->endpoint[s] = strdup(endpoints[s]);
         c->sock[s] = zmq_socket(ctx, ZMQ_DEALER);
         if (!c->sock[s] || !c->endpoint[s]) { ps_client_close(&c); return fn_fail(FN_EZMQ, "cannot create socket: %s", zmq_strerror(zmq_errno())); }
         int zero = 0, hwm = 0;
+        /* a routing id of our own: a reconnected socket keeps it, so the
+         * server still knows which requests it has answered (retries) */
+        unsigned char rid[16];
+        uint64_t r1 = fn_mix64((uint64_t)now_ns() ^ ((uint64_t)getpid() << 32)), r2 = fn_mix64(r1 + (uint64_t)s + 1);
+        memcpy(rid, &r1, 8);
+        memcpy(rid + 8, &r2, 8);
+        rid[0] |= 1; /* ZeroMQ reserves routing ids that start with a zero byte */
+        zmq_setsockopt(c->sock[s], ZMQ_ROUTING_ID, rid, sizeof rid);
         zmq_setsockopt(c->sock[s], ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(c->sock[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->sock[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -83,7 +102,7 @@ void ps_client_close(ps_client **cp)
         if (c->sock && c->sock[s]) zmq_close(c->sock[s]);
         if (c->endpoint) free(c->endpoint[s]);
     }
-    free(c->sock); free(c->endpoint); free(c->want_seq); free(c->items);
+    free(c->sock); free(c->endpoint); free(c->want_seq); free(c->items); free(c->req);
     wire_codec_destroy(&c->tx);
     wire_codec_destroy(&c->rx);
     free(c);
@@ -92,28 +111,45 @@ void ps_client_close(ps_client **cp)
 
 const ps_client_stats *ps_client_get_stats(const ps_client *c) { return &c->stats; }
 
-static int send_msg(ps_client *c, int s, wire_msg *m)
+/* Encodes and sends m to server s (again, for a retry: same seq). */
+static int send_encoded(ps_client *c, int s, const wire_msg *m)
 {
-    m->seq = ++c->seq;
     const uint8_t *buf;
     size_t len;
-    int rc = wire_encode(c->tx, m, c->lz4, &buf, &len);
+    wire_msg copy = *m; /* the encoder notes its size in the message */
+    int rc = wire_encode(c->tx, &copy, c->lz4, &buf, &len);
     if (rc) return rc;
     if (zmq_send(c->sock[s], buf, len, 0) < 0)
         return fn_fail(FN_EZMQ, "send to server %d at %s failed: %s", s, c->endpoint[s], zmq_strerror(zmq_errno()));
-    c->want_seq[s] = m->seq;
     c->stats.bytes_sent += len;
+    return FN_OK;
+}
+
+static int send_msg(ps_client *c, int s, wire_msg *m)
+{
+    m->seq = ++c->seq;
+    int rc = send_encoded(c, s, m);
+    if (rc) return rc;
+    c->want_seq[s] = m->seq;
+    c->req[s] = *m; /* its keys, values and text stay put until the round ends */
     c->stats.requests++;
     return FN_OK;
 }
 
 /* Receives the reply of every server with an outstanding request, calling
- * on_reply for each.  The deadline covers the whole round. */
+ * on_reply for each.  The deadline covers the whole round.  A request not
+ * answered after timeout/8 (at least 1 s) is sent again, then after twice
+ * that, and so on until the deadline (at most 3 retries with the defaults):
+ * a reply lost with a dropped connection costs a second, not the job.  The
+ * server answers a retried push from its record without applying it twice
+ * (ps/server.c); pulls and statistics are safe to repeat; checkpoint,
+ * export and restore are never retried. */
 typedef int (*reply_fn)(ps_client *c, int s, const wire_msg *m, void *ud);
 
 static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, void *ud)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long start = now_ms(), deadline = start + c->timeout_ms;
+    long long gap = c->timeout_ms / 8 > 1000 ? c->timeout_ms / 8 : 1000, next_retry = start + gap;
     int pending = 0, rc = FN_OK;
     for (int s = 0; s < c->n; s++) pending += c->want_seq[s] != 0;
     zmq_msg_t msg;
@@ -128,6 +164,20 @@ static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, voi
                 }
             break;
         }
+        long long now = now_ms();
+        if (now >= next_retry) {
+            for (int s = 0; s < c->n && !rc; s++) {
+                const wire_msg *q = &c->req[s];
+                if (!c->want_seq[s] || (q->type == WIRE_CTRL_REQ && q->code != WIRE_CTRL_PING && q->code != WIRE_CTRL_STATS)) continue;
+                log_warn("no reply from server %d at %s for %lld ms: sending the request again", s, c->endpoint[s], now - start);
+                rc = send_encoded(c, s, q);
+                c->stats.retries++;
+            }
+            if (rc) break;
+            gap *= 2;
+            next_retry = now + gap;
+        }
+        if (left > next_retry - now) left = next_retry - now;
         for (int s = 0; s < c->n; s++) c->items[s].revents = 0;
         int ready = zmq_poll(c->items, c->n, left);
         if (ready < 0) {

@@ -5,7 +5,9 @@
  * the batch, all sent before any reply is awaited, so the servers work in
  * parallel.  Every round has a deadline: a server that does not answer in
  * time is reported by rank and endpoint (FN_EPEERLOST), never waited on
- * forever.  Replies are checked (type, sequence number, sizes). */
+ * forever; before that, an unanswered request is sent again a bounded
+ * number of times (see await_replies in client.c).  Replies are checked
+ * (type, sequence number, sizes); a late duplicate is dropped. */
 #ifndef FN_CLIENT_H
 #define FN_CLIENT_H
 
@@ -21,6 +23,7 @@ typedef struct ps_client ps_client;
 typedef struct {
     uint64_t bytes_sent, bytes_received;
     uint64_t requests;
+    uint64_t retries;   /* requests sent again after no reply */
 } ps_client_stats;
 
 /* endpoints[s] is server s's ZeroMQ endpoint.  timeout_ms: deadline of a
