@@ -210,6 +210,24 @@ int aliccp_common_load(aliccp_common **out, const char *path, const fn_schema *s
         return rc;
     }
     c->stats.examples = c->n;
+    /* to size: the arrays grew by doubling (the slack was never touched, so
+     * not resident, but aliccp_common_bytes should be what is held) */
+    if (c->feats.nf && c->feats.nf < c->feats.fcap) {
+        uint16_t *f = realloc(c->feats.field, c->feats.nf * sizeof *f);
+        if (f) c->feats.field = f;
+        uint64_t *k = realloc(c->feats.key, c->feats.nf * sizeof *k);
+        if (k) c->feats.key = k;
+        float *v = realloc(c->feats.val, c->feats.nf * sizeof *v);
+        if (v) c->feats.val = v;
+        if (f && k && v) c->feats.fcap = c->feats.nf;
+    }
+    if (c->n && c->n < c->cap) {
+        uint64_t *m = realloc(c->md5, c->n * sizeof *m);
+        if (m) c->md5 = m;
+        size_t *o = realloc(c->off, (c->n + 1) * sizeof *o);
+        if (o) c->off = o;
+        if (m && o) c->cap = c->n;
+    }
     *out = c;
     return FN_OK;
 }
@@ -227,6 +245,15 @@ void aliccp_common_destroy(aliccp_common **cp)
 }
 
 size_t aliccp_common_count(const aliccp_common *c) { return c->n; }
+size_t aliccp_common_features(const aliccp_common *c) { return c->feats.nf; }
+
+size_t aliccp_common_bytes(const aliccp_common *c)
+{
+    const fn_batch *b = &c->feats;
+    return sizeof *c + c->cap * sizeof *c->md5 + (c->cap + 1) * sizeof *c->off + keymap_bytes(&c->index) +
+           b->fcap * (sizeof *b->field + sizeof *b->key + sizeof *b->val) +
+           (size_t)b->cap * (sizeof *b->sample_id + sizeof *b->click + sizeof *b->buy + sizeof *b->off);
+}
 const aliccp_stats *aliccp_common_stats(const aliccp_common *c) { return &c->stats; }
 
 /* ---- skeleton reader ----------------------------------------------------- */

@@ -7,8 +7,9 @@
  *
  * The common file is loaded whole (aliccp_common) and shared read-only by
  * the readers of one process.  A reader streams one partition of a skeleton
- * file: partition p of P covers the lines whose first byte lies in
- * [size*p/P, size*(p+1)/P), so every line is read by exactly one partition.
+ * file: partition p of P covers its lines [L*p/P, L*(p+1)/P) of L (lines.h;
+ * the binary format's rule too), so every line is read by exactly one
+ * partition.
  *
  * Bad input: a malformed line is never fatal to the process and never
  * silently lost.  It is counted and, for the first few, logged with file
@@ -40,6 +41,13 @@ typedef struct {
 int aliccp_common_load(aliccp_common **out, const char *path, const fn_schema *schema, int stop_on_bad);
 void aliccp_common_destroy(aliccp_common **c);
 size_t aliccp_common_count(const aliccp_common *c);
+/* Feature entries held (over all md5s), and bytes of memory the table
+ * holds: 8 (md5 hash) + 8 (offset) + ~8-16 (index) bytes per md5 and 14
+ * (field u16, key u64, value f32) per feature entry.  It grows with the
+ * common file (one md5 per request), and every process that reads Ali-CCP
+ * text holds its own copy. */
+size_t aliccp_common_features(const aliccp_common *c);
+size_t aliccp_common_bytes(const aliccp_common *c);
 const aliccp_stats *aliccp_common_stats(const aliccp_common *c);
 
 /* Opens partition `part` of `nparts` of a skeleton file.  common may be NULL

@@ -97,7 +97,10 @@
  * be shared with the neighbours (each reads its own examples of them):
  * partitions differ by one example at most whatever the block size, as
  * the workers of a synchronous step want (a split by whole blocks gives
- * 6 and 7 blocks of a 13-block file to two workers).  A reader's position
+ * 6 and 7 blocks of a 13-block file to two workers).  It is the text
+ * reader's rule with lines for examples (lines.h), so W workers get the
+ * same examples from a clean skeleton file as from its binary copy, and a
+ * run from either takes the same steps.  A reader's position
  * is (global block, example within the block): what reader_tell returns
  * and reader_seek takes back; progress counts examples (from the index).
  *

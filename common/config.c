@@ -50,7 +50,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     flag_spec specs[] = {
         {"servers", FLAG_INT, &c->servers, 1, 4096, NULL, "parameter servers: ranks 0..S-1 (default 1)", 0, 0},
         {"model", FLAG_CHOICE, &c->model, 0, 0, "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr", "model preset (default esmm)", 0, 0},
-        {"format", FLAG_CHOICE, &c->format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
+        {"format", FLAG_CHOICE, &c->format, 0, 0, "aliccp|bin|zipf", "input format (default aliccp; zipf: --train/--test are generator specs, see README)", 0, 0},
         {"train", FLAG_STRING, &c->train, 0, 0, NULL, "training data (aliccp: sample skeleton file; bin: directory of part files of funnel convert, or one .fbin file)", 1, 0},
         {"common", FLAG_STRING, &c->common, 0, 0, NULL, "common features file of --train (aliccp)", 0, 0},
         {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training (same format as --train)", 0, 0},
@@ -112,7 +112,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
     if (!strcmp(c->format, "aliccp")) {
         if (!c->common) return fn_fail(FN_EUSAGE, "--common is required with --format aliccp");
         if (c->test && !c->test_common) return fn_fail(FN_EUSAGE, "--test-common is required with --test and --format aliccp");
-    } else { /* bin: the features are in the files (written by funnel convert) */
+    } else { /* bin: the features are in the files (written by funnel convert); zipf: generated */
         if (c->common) return fn_fail(FN_EUSAGE, "--common is for --format aliccp; with --format bin the files carry their features (give no --common)");
         if (c->test_common) return fn_fail(FN_EUSAGE, "--test-common is for --format aliccp; with --format bin the files carry their features (give no --test-common)");
     }

@@ -173,7 +173,8 @@ int convert_main(int argc, char **argv)
     parts p = {0};
     if ((rc = aliccp_common_load(&common, common_path, &schema, stop))) { log_error("%s", fn_err_msg()); return 1; }
     const aliccp_stats *cst = aliccp_common_stats(common);
-    log_info("%s: %zu common feature sets loaded in %.1f s%s", common_path, aliccp_common_count(common), now_sec() - t0,
+    log_info("%s: %zu common feature sets (%zu features, %.1f MB in memory) loaded in %.1f s%s", common_path, aliccp_common_count(common),
+             aliccp_common_features(common), (double)aliccp_common_bytes(common) / 1e6, now_sec() - t0,
              cst->bad_lines ? " (with malformed lines skipped, see above)" : "");
     rc = aliccp_reader_open(&r, data, common, &schema, 0, 1, stop);
     if (!rc && batch_init(&b, CONVERT_BATCH, (size_t)CONVERT_BATCH * 64)) rc = fn_fail(FN_ENOMEM, "out of memory");

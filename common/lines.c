@@ -22,9 +22,85 @@ struct lines {
     int eof;
     uint64_t line_off;        /* offset of the next line to return */
     uint64_t lines_done;      /* lines returned since `first` */
-    uint64_t base;            /* lines before `first`; valid if base_known */
-    int base_known;
+    uint64_t base;            /* lines before `first` */
 };
+
+#define SCAN_BUF (1u << 20)
+#define MARK_EVERY 65536u     /* lines between two offsets remembered by count_lines */
+
+/* One pass over the file (a handle of its own): the number of lines (line
+ * starts before size: a last line without '\n' counts) and the offset of
+ * every MARK_EVERY-th line start, mark[k] = start of line k*MARK_EVERY. */
+static int count_lines(const char *path, uint64_t size, uint64_t *nlines, uint64_t **mark)
+{
+    *nlines = 0;
+    *mark = NULL;
+    if (size == 0) return FN_OK;
+    size_t cap = 16;
+    uint64_t *m = malloc(cap * sizeof *m);
+    char *b = malloc(SCAN_BUF);
+    FILE *f = fopen(path, "rb");
+    int rc = FN_OK;
+    if (!m || !b) rc = fn_fail(FN_ENOMEM, "%s: out of memory", path);
+    else if (!f) rc = fn_fail(FN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    uint64_t k = 1, at = 0; /* line 0 starts at 0 */
+    size_t nm = 1;
+    if (m) m[0] = 0;
+    while (!rc && at < size) {
+        size_t want = size - at < SCAN_BUF ? (size_t)(size - at) : SCAN_BUF;
+        size_t got = fread(b, 1, want, f);
+        if (got == 0) {
+            rc = ferror(f) ? fn_fail(FN_EIO, "%s: read error: %s", path, strerror(errno))
+                           : fn_fail(FN_EIO, "%s: shorter than its size while counting lines (changed while read?)", path);
+            break;
+        }
+        for (char *p = b, *e = b + got; (p = memchr(p, '\n', (size_t)(e - p))); p++) {
+            uint64_t start = at + (uint64_t)(p - b) + 1;
+            if (start >= size) break;
+            if (k % MARK_EVERY == 0) {
+                if (nm == cap) {
+                    uint64_t *q = realloc(m, 2 * cap * sizeof *q);
+                    if (!q) { rc = fn_fail(FN_ENOMEM, "%s: out of memory", path); break; }
+                    m = q;
+                    cap *= 2;
+                }
+                m[nm++] = start;
+            }
+            k++;
+        }
+        at += got;
+    }
+    if (f) fclose(f);
+    free(b);
+    if (rc) { free(m); return rc; }
+    *nlines = k;
+    *mark = m;
+    return FN_OK;
+}
+
+/* The offset of the start of line `line` (< nlines), from the marks. */
+static int line_start(const char *path, const uint64_t *mark, uint64_t line, uint64_t *off)
+{
+    uint64_t at = mark[line / MARK_EVERY], left = line % MARK_EVERY;
+    *off = at;
+    if (!left) return FN_OK;
+    char *b = malloc(SCAN_BUF);
+    FILE *f = fopen(path, "rb");
+    int rc = FN_OK;
+    if (!b) rc = fn_fail(FN_ENOMEM, "%s: out of memory", path);
+    else if (!f) rc = fn_fail(FN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    else if (fseeko(f, (off_t)at, SEEK_SET)) rc = fn_fail(FN_EIO, "%s: cannot seek: %s", path, strerror(errno));
+    while (!rc && left) {
+        size_t got = fread(b, 1, SCAN_BUF, f);
+        if (got == 0) { rc = fn_fail(FN_EIO, "%s: changed while read (fewer lines than counted)", path); break; }
+        for (char *p = b, *e = b + got; left && (p = memchr(p, '\n', (size_t)(e - p))); p++)
+            if (--left == 0) *off = at + (uint64_t)(p - b) + 1;
+        at += got;
+    }
+    if (f) fclose(f);
+    free(b);
+    return rc;
+}
 
 static int fill(lines *l)
 {
@@ -95,20 +171,21 @@ int lines_open(lines **out, const char *path, int part, int nparts)
         lines_close(&l);
         return fn_fail(FN_ENOMEM, "%s: out of memory", path);
     }
-    l->start = size * (uint64_t)part / (uint64_t)nparts;
-    l->end = size * (uint64_t)(part + 1) / (uint64_t)nparts;
-    l->first = l->start;
-    if (l->start > 0) {
-        /* our first line is the one after the newline at or after start-1 */
-        int rc = seek_to(l, l->start - 1);
-        for (;;) {
-            if (rc) { lines_close(&l); return rc; }
-            char *nl = l->at < l->len ? memchr(l->buf + l->at, '\n', l->len - l->at) : NULL;
-            if (nl) { l->first = l->pos + (uint64_t)(nl - l->buf) + 1; break; }
-            if (l->eof) { l->first = size; break; }
-            l->at = l->len;
-            rc = fill(l);
-        }
+    if (nparts == 1) {
+        l->start = l->first = 0;
+        l->end = size;
+    } else {
+        /* lines [L*part/nparts, L*(part+1)/nparts) of the file's L */
+        uint64_t nlines, *mark;
+        int rc = count_lines(path, size, &nlines, &mark);
+        uint64_t a = nlines * (uint64_t)part / (uint64_t)nparts, z = nlines * (uint64_t)(part + 1) / (uint64_t)nparts;
+        l->start = l->end = size;
+        if (!rc && a < nlines) rc = line_start(path, mark, a, &l->start);
+        if (!rc && z < nlines) rc = line_start(path, mark, z, &l->end);
+        free(mark);
+        if (rc) { lines_close(&l); return rc; }
+        l->first = l->start;
+        l->base = a;
     }
     if (l->first > l->end) l->first = l->end;
     int rc = lines_rewind(l);
@@ -170,31 +247,7 @@ int lines_seek(lines *l, uint64_t offset, uint64_t done)
     return rc;
 }
 
-uint64_t lines_lineno(lines *l)
-{
-    if (!l->base_known) {
-        /* count the newlines before our first line, once, with a separate handle */
-        uint64_t count = 0;
-        FILE *f = fopen(l->path, "rb");
-        if (f) {
-            size_t bsize = l->first < (1u << 20) ? (size_t)l->first + 1 : (1u << 20);
-            char *b = malloc(bsize);
-            uint64_t left = l->first;
-            while (b && left > 0) {
-                size_t want = left < bsize ? (size_t)left : bsize;
-                size_t got = fread(b, 1, want, f);
-                if (!got) break;
-                for (char *p = b; (p = memchr(p, '\n', (size_t)(b + got - p))); p++) count++;
-                left -= got;
-            }
-            free(b);
-            fclose(f);
-        }
-        l->base = count;
-        l->base_known = 1;
-    }
-    return l->base + l->lines_done;
-}
+uint64_t lines_lineno(lines *l) { return l->base + l->lines_done; }
 
 const char *lines_path(const lines *l) { return l->path; }
 uint64_t lines_part_bytes(const lines *l) { return l->end > l->first ? l->end - l->first : 0; }

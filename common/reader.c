@@ -7,8 +7,9 @@
 
 #include "binfmt.h"
 #include "fn_error.h"
+#include "zipfstream.h"
 
-enum { FORMAT_ALICCP = 1, FORMAT_BIN = 2 };
+enum { FORMAT_ALICCP = 1, FORMAT_BIN = 2, FORMAT_ZIPF = 3 };
 
 struct fn_dataset {
     int format;
@@ -17,21 +18,24 @@ struct fn_dataset {
     int stop_on_bad;
     aliccp_common *common;
     binfmt_set *bin;
-    char describe[256];
+    zipf_spec zipf;
+    char describe[4400];
 };
 
 struct fn_reader {
     int format;
     aliccp_reader *aliccp;
     binfmt_reader *bin;
+    zipf_reader *zipf;
 };
 
 int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
                  const fn_schema *schema, int stop_on_bad)
 {
     *out = NULL;
-    int fmt = !strcmp(format, "aliccp") ? FORMAT_ALICCP : !strcmp(format, "bin") ? FORMAT_BIN : 0;
-    if (!fmt) return fn_fail(FN_EUSAGE, "format '%s' is not available in this version (use aliccp or bin)", format);
+    int fmt = !strcmp(format, "aliccp") ? FORMAT_ALICCP : !strcmp(format, "bin") ? FORMAT_BIN : !strcmp(format, "zipf") ? FORMAT_ZIPF : 0;
+    if (!fmt) return fn_fail(FN_EUSAGE, "format '%s' is not available in this version (use aliccp, bin or zipf)", format);
+    if (fmt == FORMAT_ZIPF && common) return fn_fail(FN_EUSAGE, "%s: a zipf stream has no common features file", path);
     if (fmt == FORMAT_ALICCP && !common) return fn_fail(FN_EUSAGE, "%s: the aliccp format needs its common features file", path);
     if (fmt == FORMAT_BIN && common)
         return fn_fail(FN_EUSAGE, "%s: the bin format carries its common features already; give no common features file", path);
@@ -41,9 +45,16 @@ int dataset_open(fn_dataset **out, const char *format, const char *path, const c
     d->schema = schema;
     d->stop_on_bad = stop_on_bad;
     int rc;
-    if (fmt == FORMAT_ALICCP) {
+    if (fmt == FORMAT_ZIPF) {
+        rc = zipf_spec_parse(&d->zipf, path);
+        if (!rc)
+            snprintf(d->describe, sizeof d->describe, "generated Zipf stream of %llu impressions, %d fields, vocab %llu per field, s %g, seed %llu, world %llu",
+                     (unsigned long long)d->zipf.n, schema->n, (unsigned long long)d->zipf.vocab, d->zipf.s, (unsigned long long)d->zipf.seed,
+                     (unsigned long long)d->zipf.world);
+    } else if (fmt == FORMAT_ALICCP) {
         rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
-        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets)", path, aliccp_common_count(d->common));
+        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets, %zu features, %.1f MB in memory)", path,
+                          aliccp_common_count(d->common), aliccp_common_features(d->common), (double)aliccp_common_bytes(d->common) / 1e6);
     } else {
         rc = binfmt_set_open(&d->bin, path, schema);
         if (!rc)
@@ -75,8 +86,9 @@ int reader_open(fn_reader **out, const fn_dataset *d, int part, int nparts)
     fn_reader *r = calloc(1, sizeof *r);
     if (!r) return FN_ENOMEM;
     r->format = d->format;
-    int rc = d->format == FORMAT_BIN ? binfmt_reader_open(&r->bin, d->bin, part, nparts)
-                                     : aliccp_reader_open(&r->aliccp, d->path, d->common, d->schema, part, nparts, d->stop_on_bad);
+    int rc = d->format == FORMAT_ZIPF ? zipf_reader_open(&r->zipf, &d->zipf, d->schema, part, nparts)
+             : d->format == FORMAT_BIN ? binfmt_reader_open(&r->bin, d->bin, part, nparts)
+                                       : aliccp_reader_open(&r->aliccp, d->path, d->common, d->schema, part, nparts, d->stop_on_bad);
     if (rc) { free(r); return rc; }
     *out = r;
     return FN_OK;
@@ -88,20 +100,34 @@ void reader_close(fn_reader **rp)
     if (!r) return;
     aliccp_reader_close(&r->aliccp);
     binfmt_reader_close(&r->bin);
+    zipf_reader_close(&r->zipf);
     free(r);
     *rp = NULL;
 }
 
 int reader_next(fn_reader *r, fn_batch *b, int max)
 {
-    return r->bin ? binfmt_reader_next(r->bin, b, max) : aliccp_reader_next(r->aliccp, b, max);
+    return r->zipf ? zipf_reader_next(r->zipf, b, max) : r->bin ? binfmt_reader_next(r->bin, b, max) : aliccp_reader_next(r->aliccp, b, max);
 }
-int reader_rewind(fn_reader *r) { return r->bin ? binfmt_reader_rewind(r->bin) : aliccp_reader_rewind(r->aliccp); }
-double reader_progress(const fn_reader *r) { return r->bin ? binfmt_reader_progress(r->bin) : aliccp_reader_progress(r->aliccp); }
-const reader_stats *reader_get_stats(const fn_reader *r) { return r->bin ? binfmt_reader_stats(r->bin) : aliccp_reader_stats(r->aliccp); }
+int reader_rewind(fn_reader *r)
+{
+    return r->zipf ? zipf_reader_rewind(r->zipf) : r->bin ? binfmt_reader_rewind(r->bin) : aliccp_reader_rewind(r->aliccp);
+}
+double reader_progress(const fn_reader *r)
+{
+    return r->zipf ? zipf_reader_progress(r->zipf) : r->bin ? binfmt_reader_progress(r->bin) : aliccp_reader_progress(r->aliccp);
+}
+const reader_stats *reader_get_stats(const fn_reader *r)
+{
+    return r->zipf ? zipf_reader_stats(r->zipf) : r->bin ? binfmt_reader_stats(r->bin) : aliccp_reader_stats(r->aliccp);
+}
 void reader_tell(const fn_reader *r, uint64_t pos[2])
 {
-    if (r->bin) binfmt_reader_tell(r->bin, pos);
+    if (r->zipf) zipf_reader_tell(r->zipf, pos);
+    else if (r->bin) binfmt_reader_tell(r->bin, pos);
     else aliccp_reader_tell(r->aliccp, pos);
 }
-int reader_seek(fn_reader *r, const uint64_t pos[2]) { return r->bin ? binfmt_reader_seek(r->bin, pos) : aliccp_reader_seek(r->aliccp, pos); }
+int reader_seek(fn_reader *r, const uint64_t pos[2])
+{
+    return r->zipf ? zipf_reader_seek(r->zipf, pos) : r->bin ? binfmt_reader_seek(r->bin, pos) : aliccp_reader_seek(r->aliccp, pos);
+}

@@ -7,16 +7,21 @@
  * is added here, not in every caller.
  *
  * Formats: "aliccp" (common/aliccp.h): path is a sample skeleton file,
- * common its common features file, partitions are byte ranges; "bin"
+ * common its common features file, partitions are ranges of lines; "bin"
  * (common/binfmt.h, written by `funnel convert`): path is a directory of
  * part files or one .fbin file, common must be NULL (the features are in
- * the file), partitions are contiguous ranges of examples (so of blocks),
+ * the file), partitions are contiguous ranges of examples (so of blocks) —
+ * for both, partition p of P holds items [N*p/P, N*(p+1)/P) of N, so a
+ * clean text file and its binary copy split the same way among workers —
  * and the files' field list must equal the schema given (refused
  * otherwise: the keys were hashed with it).  A position (reader_tell) is
  * two numbers that reader_seek takes back — what a checkpoint records:
  * (file offset, lines done) for aliccp, (global block, example within it)
  * for bin.  For bin, reader_progress counts examples and the stats count
- * examples as lines (a damaged block is an error, never skipped). */
+ * examples as lines (a damaged block is an error, never skipped).  "zipf"
+ * (common/zipfstream.h): path is a generator SPEC ("n=...,s=...,seed=..."),
+ * not a file; impressions are made on the fly, partitions are ranges of
+ * them, positions the next impression's index. */
 #ifndef FN_READER_H
 #define FN_READER_H
 

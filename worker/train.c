@@ -205,7 +205,7 @@ static void pred_free(pred_buf *pb)
 }
 
 /* Gathers every worker's pred_buf onto the lead worker, in rank order
- * (= file order, since partitions are consecutive byte ranges). */
+ * (= file order, since partitions are consecutive ranges of lines or examples). */
 static int pred_gather(trainer *t, const pred_buf *mine, pred_buf *all)
 {
     int n = (int)mine->n, *counts = NULL, *displs = NULL;
