@@ -588,6 +588,11 @@ int ps_server_restore(ps_server *s, const char *path)
     uint32_t version;
     int rc = binfile_load(path, PS_CKPT_MAGIC, PS_CKPT_VERSION, &body, &len, &version);
     if (rc) return rc;
+    if (version != PS_CKPT_VERSION) {
+        free(body);
+        return fn_fail(FN_EPARSE, "%s: a version %u shard (an older funnel, without eviction state); this one restores version %d", path,
+                       version, PS_CKPT_VERSION);
+    }
     binfile_r r = {body, len, 0, 0};
     const int D = s->conf.dim;
     const size_t SF = ps_opt_state_floats(&s->conf.opt, D);

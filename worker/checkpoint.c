@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "log.h"
 
 #define PS_CKPT_MAGIC 0x434C4E46u /* ps/server.h: the servers' shards */
+#define PS_CKPT_VERSION 2         /* ps/server.h: keep in step */
 
 const char *ckpt_dir(const char *run_dir, uint64_t step, char *buf, size_t cap)
 {
@@ -80,19 +82,27 @@ int ckpt_load_dense(const char *dir, ckpt_dense *d, long n_params)
     binfile_r r = {body, len, 0, 0};
     d->step = binfile_u64(&r);
     d->epoch = binfile_u64(&r);
-    d->n_imp = (double)binfile_u64(&r);
-    d->n_clk = (double)binfile_u64(&r);
-    d->n_buy = (double)binfile_u64(&r);
-    d->adam_t = (long)binfile_u64(&r);
-    d->n_params = (long)binfile_u64(&r);
-    if (r.bad || d->n_params != n_params || len - r.at != 12 * (size_t)n_params) {
+    uint64_t imp = binfile_u64(&r), clk = binfile_u64(&r), buy = binfile_u64(&r), adam_t = binfile_u64(&r), np = binfile_u64(&r);
+    /* the step, epoch and Adam clock are longs to the trainer; the
+     * counters doubles that must convert back exactly */
+    if (r.bad || d->step > LONG_MAX || d->epoch > LONG_MAX || adam_t > LONG_MAX || imp > (1ull << 53) || clk > (1ull << 53) ||
+        buy > (1ull << 53)) {
         free(body);
-        return fn_fail(FN_EPARSE, "%s: %ld dense parameters, this model has %ld", p, d->n_params, n_params);
+        return fn_fail(FN_EPARSE, "%s: malformed header (a step, epoch or count out of range)", p);
+    }
+    d->n_imp = (double)imp;
+    d->n_clk = (double)clk;
+    d->n_buy = (double)buy;
+    d->adam_t = (long)adam_t;
+    d->n_params = (long)np;
+    if (d->n_params != n_params || (len - r.at) / 12 != (size_t)n_params || (len - r.at) % 12) { /* no 12 * n overflow */
+        free(body);
+        return fn_fail(FN_EPARSE, "%s: %ld dense parameters in %zu bytes, this model has %ld", p, d->n_params, len - r.at, n_params);
     }
     d->params = malloc(sizeof(float) * (size_t)n_params);
     d->m = malloc(sizeof(float) * (size_t)n_params);
     d->v = malloc(sizeof(float) * (size_t)n_params);
-    if (!d->params || !d->m || !d->v) { free(body); ckpt_dense_free(d); return FN_ENOMEM; }
+    if (!d->params || !d->m || !d->v) { free(body); ckpt_dense_free(d); return fn_fail(FN_ENOMEM, "%s: out of memory", p); }
     float *dst[3] = {d->params, d->m, d->v};
     for (int k = 0; k < 3; k++)
         for (long i = 0; i < n_params; i++) dst[k][i] = binfile_f32(&r);
@@ -142,7 +152,8 @@ int ckpt_load_worker(const char *dir, uint32_t worker, ckpt_worker *wk)
     wk->pos[0] = binfile_u64(&r);
     wk->pos[1] = binfile_u64(&r);
     free(body);
-    if (r.bad || r.at != len || wk->worker != worker) return fn_fail(FN_EPARSE, "%s: malformed worker state", p);
+    if (r.bad || r.at != len || wk->worker != worker || wk->step > LONG_MAX || wk->epoch > LONG_MAX)
+        return fn_fail(FN_EPARSE, "%s: malformed worker state", p);
     return FN_OK;
 }
 
@@ -224,7 +235,7 @@ static int verify(const char *dir, uint64_t step, int servers, int workers, cons
     }
     for (int sv = 0; sv < servers; sv++) {
         snprintf(p, sizeof p, "%s/server-%d.bin", dir, sv);
-        if ((rc = binfile_verify(p, PS_CKPT_MAGIC, CKPT_VERSION))) return rc;
+        if ((rc = binfile_verify(p, PS_CKPT_MAGIC, PS_CKPT_VERSION))) return rc;
     }
     return FN_OK;
 }
