@@ -270,6 +270,10 @@ do_run() { # SERVERS WORKERS BIN AUTO FLAGS...
     --mca plm_rsh_agent "$AGENT" --mca plm_rsh_no_tree_spawn 1
     --mca btl_tcp_if_include "$SUBNET" --mca oob_tcp_if_include "$SUBNET"
     --mca pml ob1 --allow-run-as-root --oversubscribe --bind-to none)
+  # every namespace "host" has one slot, so Open MPI cannot see that the
+  # ranks share this machine's cores: tell it to yield instead of spinning
+  # (1 server + 4 workers on 2 cores: 8.6k -> 24.8k impressions/s)
+  ((np > $(nproc))) && cmd+=(--mca mpi_yield_when_idle 1)
   local xenv=(-x OPENBLAS_NUM_THREADS)
   [[ -n ${OPENBLAS_CORETYPE:-} ]] && xenv+=(-x OPENBLAS_CORETYPE)
   RANKS_ON=()
