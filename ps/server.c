@@ -88,7 +88,7 @@ int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const 
     const char *drop = getenv("FUNNEL_FAULT_DROP_REPLY");
     if (drop && atoi(drop) > 0) {
         s->drop_every = (uint64_t)atoi(drop);
-        log_warn("server %d: FAULT INJECTION: every %llu-th reply is dropped (FUNNEL_FAULT_DROP_REPLY, for tests)", conf->rank,
+        log_warn("server %d: FAULT INJECTION: every %llu-th pull or push reply is dropped (FUNNEL_FAULT_DROP_REPLY, for tests)", conf->rank,
                  (unsigned long long)s->drop_every);
     }
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero);
@@ -436,7 +436,9 @@ static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply)
 {
     const uint8_t *buf;
     size_t len;
-    if (s->drop_every && ++s->replies % s->drop_every == 0) return FN_OK; /* fault injection (tests) */
+    /* fault injection (tests): lose replies of requests the workers retry */
+    if (s->drop_every && (reply->type == WIRE_PULL_REP || reply->type == WIRE_PUSH_REP) && ++s->replies % s->drop_every == 0)
+        return FN_OK;
     int rc = wire_encode(s->tx, reply, s->conf.lz4, &buf, &len);
     if (rc) return rc;
     if (zmq_send(s->sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE) < 0 ||

@@ -1,5 +1,7 @@
-# Lost replies: the servers of a 2 + 2 job drop every 23rd reply
-# (FUNNEL_FAULT_DROP_REPLY, a test-only fault injection).  The workers
+# Lost replies: the servers of a 2 + 2 job drop every 23rd reply to a
+# pull or push (FUNNEL_FAULT_DROP_REPLY, a test-only fault injection;
+# export and checkpoint requests are not retried, so their replies are
+# never dropped).  The workers
 # send the unanswered requests again after their retry interval, the
 # servers answer a retried push from their record instead of applying it
 # twice, and the job ends with the same AUCs, to the bit, as a run
