@@ -95,6 +95,7 @@ struct zipf_reader {
     zipf_sampler zs;
     uint64_t begin, end, at; /* this partition: impressions [begin, end) */
     double base_c, base_v, scale;
+    uint64_t wseed;          /* the hidden weights' seed, from the world */
     aliccp_stats stats;
 };
 
@@ -112,6 +113,7 @@ int zipf_reader_open(zipf_reader **out, const zipf_spec *spec, const fn_schema *
     r->base_c = log(spec->ctr / (1 - spec->ctr));
     r->base_v = log(spec->cvr / (1 - spec->cvr));
     r->scale = 2.0 / sqrt((double)(schema->n > 0 ? schema->n : 1)); /* logit sd ~2 from the keys */
+    r->wseed = fn_mix64(spec->world + 0x632BE59BD9B4E019ull);
     *out = r;
     return FN_OK;
 }
@@ -141,15 +143,14 @@ int zipf_reader_next(zipf_reader *r, fn_batch *b, int max)
         fn_rng rng;
         fn_rng_seed(&rng, fn_mix64(r->spec.seed * 0x9E3779B97F4A7C15ull ^ r->at));
         double lc = r->base_c, lv = r->base_v;
-        const uint64_t wseed = fn_mix64(r->spec.world + 0x632BE59BD9B4E019ull);
         for (int f = 0; f < F; f++) {
             uint64_t k = zipf_sample(&r->zs, &rng);
             uint64_t key = zipf_key(f, k);
             /* hidden weights: the head carries the signal, so weights shrink
              * with rank like a learnable model's would */
             double shrink = 1.0 / (1.0 + log((double)k));
-            lc += r->scale * shrink * hash_normal(fn_mix64(key ^ wseed));
-            lv += r->scale * shrink * hash_normal(fn_mix64(key ^ wseed ^ 0xD6E8FEB86659FD93ull));
+            lc += r->scale * shrink * hash_normal(fn_mix64(key ^ r->wseed));
+            lv += r->scale * shrink * hash_normal(fn_mix64(key ^ r->wseed ^ 0xD6E8FEB86659FD93ull));
             size_t at = b->nf++;
             b->field[at] = (uint16_t)f;
             b->key[at] = key;

@@ -206,7 +206,7 @@ static int apply_push(ps_server *s, uint16_t id, ps_table *t, const uint64_t *ke
         if (fresh > s->headroom) s->headroom = fresh > max / 2 ? max / 2 : fresh;
         else if (s->headroom > max / 32) s->headroom -= s->headroom / 64; /* new keys grow rarer: use the room */
         keep_budget(s);
-        s->created_mark = total_created(s);
+        s->created_mark = created; /* eviction creates nothing */
     }
     return rc ? fn_fail(rc, "out of memory applying a push") : FN_OK;
 }
