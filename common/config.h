@@ -34,6 +34,8 @@ typedef struct {
     double log_every;
     const char *bad_lines;
     long timeout;
+    int sync_pulls;                    /* pull after the previous step's pushes (no pull-ahead) */
+    long threads;                      /* towers' threads per worker; 0: OpenBLAS's count */
     int no_lz4;
     const char *push_enc, *pull_enc;
     int insecure;

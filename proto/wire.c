@@ -23,11 +23,13 @@
 
 #include "fn_error.h"
 
+#include <errno.h>
 #include <float.h>
 #include <lz4.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #if defined(__SSE4_2__) && defined(__x86_64__)
 #define WIRE_HW_CRC 1
@@ -55,6 +57,13 @@ float wire_test_f16_to_f32_sw(uint16_t h);
  * 40-byte message cannot make us allocate 512 MiB. */
 #define LZ4_MAX_RATIO 255u
 
+/* Adaptive LZ4 (wire_encode): payloads of at least LZ4_WORTH bytes that
+ * fail to shrink LZ4_GIVE_UP times in a row make the codec skip the next
+ * LZ4_RETRY - 1 attempts. */
+#define LZ4_WORTH 4096u
+#define LZ4_GIVE_UP 4u
+#define LZ4_RETRY 64u
+
 struct wire_codec {
     uint8_t *buf;      /* encode: header + payload as sent */
     size_t buf_cap;    /* bytes */
@@ -66,6 +75,8 @@ struct wire_codec {
     size_t vals_cap;   /* bytes */
     char *text;        /* decode: text + NUL */
     size_t text_cap;   /* bytes */
+    unsigned lz4_misses; /* encode: LZ4 attempts in a row that did not shrink */
+    unsigned lz4_skip;   /* encode: messages to send before trying LZ4 again */
 };
 
 /* What each type carries (wire.h); index = wire_type, 0 = unknown. */
@@ -505,6 +516,39 @@ void wire_codec_destroy(wire_codec **c)
     *c = NULL;
 }
 
+uint8_t *wire_codec_take(wire_codec *c)
+{
+    uint8_t *b = c->buf;
+    c->buf = NULL;
+    c->buf_cap = 0;
+    return b;
+}
+
+/* Below this, ZeroMQ copies the bytes into the message itself (or keeps
+ * them inline, under 33 bytes), cheaper than a malloc and free. */
+#define WIRE_ZEROCOPY_MIN 16384
+
+static void free_sent(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int wire_send(void *sock, wire_codec *c, const uint8_t *buf, size_t len, int flags)
+{
+    if (len < WIRE_ZEROCOPY_MIN || buf != c->buf) return zmq_send(sock, buf, len, flags) < 0 ? -1 : 0;
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, c->buf, len, free_sent, NULL)) return -1; /* the codec keeps its buffer */
+    wire_codec_take(c); /* the message owns it now */
+    if (zmq_msg_send(&msg, sock, flags) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&msg); /* frees the buffer */
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 /* Returns p grown to at least need bytes (or NULL, p untouched, on failure).
  * Grows by at least half again so a slowly rising message size does not
  * realloc every time; never shrinks. */
@@ -624,6 +668,13 @@ int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, si
 
     uint32_t payload_len = (uint32_t)raw_len;
     uint16_t flags = (uint16_t)(m->enc << WIRE_ENC_SHIFT);
+    /* Payloads LZ4 cannot shrink (fp32 weights and gradients are mostly
+     * noise in their low bits) cost a full compression attempt each: after
+     * LZ4_GIVE_UP misses in a row, try only one message in LZ4_RETRY. */
+    if (try_lz4 && raw_len > 1 && c->lz4_skip) {
+        c->lz4_skip--;
+        try_lz4 = 0;
+    }
     if (try_lz4 && raw_len > 1) {
         /* A destination one byte short of raw_len makes LZ4 give up (return
          * 0) as soon as the result would not be strictly smaller. */
@@ -634,6 +685,10 @@ int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, si
             memcpy(body, c->scratch, (size_t)k);
             payload_len = (uint32_t)k;
             flags |= WIRE_FLAG_LZ4;
+            c->lz4_misses = 0;
+        } else if (raw_len >= LZ4_WORTH && ++c->lz4_misses >= LZ4_GIVE_UP) {
+            c->lz4_misses = 0;
+            c->lz4_skip = LZ4_RETRY - 1;
         }
     }
 

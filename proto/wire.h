@@ -123,11 +123,23 @@ size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
                       wire_enc enc, uint32_t text_len);
 
 /* Encodes m into the codec's buffer: header + payload, LZ4-compressed when
- * try_lz4 is set and that makes the payload smaller.  Keys (if any) must be
+ * try_lz4 is set and that makes the payload smaller (a codec whose last
+ * few large payloads did not shrink tries only one message in 64).  Keys (if any) must be
  * strictly increasing.  On success *out and *out_len describe the bytes to send
  * (valid until the next call on c) and m->wire_bytes is set.
  * Returns FN_OK or FN_EINVAL (unsorted keys, bad sizes) / FN_ENOMEM. */
 int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, size_t *out_len);
+
+/* Hands the buffer of the last wire_encode (its *out) to the caller, who
+ * must free() it; the codec allocates a fresh one at its next encode.  What
+ * a zero-copy send is made of: ZeroMQ frees the buffer once it is on the
+ * wire (wire_send). */
+uint8_t *wire_codec_take(wire_codec *c);
+
+/* Sends the last wire_encode of c (buf, len = its *out, *out_len) on a
+ * ZeroMQ socket with zmq flags `flags`: large messages without a copy
+ * (wire_codec_take), small ones copied.  0, or -1 with zmq_errno() set. */
+int wire_send(void *sock, wire_codec *c, const uint8_t *buf, size_t len, int flags);
 
 /* Decodes one message of len bytes.  Returns FN_OK and fills m, or an error
  * code with the reason in fn_err_msg(). */

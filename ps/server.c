@@ -442,7 +442,7 @@ static int send_reply(ps_server *s, zmq_msg_t *ident, wire_msg *reply)
     int rc = wire_encode(s->tx, reply, s->conf.lz4, &buf, &len);
     if (rc) return rc;
     if (zmq_send(s->sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->sock, buf, len, 0) < 0) {
+        wire_send(s->sock, s->tx, buf, len, 0) < 0) {
         /* the peer went away: ROUTER_MANDATORY reports EHOSTUNREACH; not fatal */
         log_warn("server %d: reply not delivered: %s", s->conf.rank, zmq_strerror(zmq_errno()));
         return FN_OK;

@@ -119,7 +119,7 @@ static int send_encoded(ps_client *c, int s, const wire_msg *m)
     wire_msg copy = *m; /* the encoder notes its size in the message */
     int rc = wire_encode(c->tx, &copy, c->lz4, &buf, &len);
     if (rc) return rc;
-    if (zmq_send(c->sock[s], buf, len, 0) < 0)
+    if (wire_send(c->sock[s], c->tx, buf, len, 0) < 0)
         return fn_fail(FN_EZMQ, "send to server %d at %s failed: %s", s, c->endpoint[s], zmq_strerror(zmq_errno()));
     c->stats.bytes_sent += len;
     return FN_OK;
@@ -226,7 +226,7 @@ static int on_pull_reply(ps_client *c, int s, const wire_msg *m, void *ud)
     return FN_OK;
 }
 
-int ps_client_pull(ps_client *c, embed_table *e, int readonly)
+int ps_client_pull_send(ps_client *c, embed_table *e, int readonly)
 {
     for (int s = 0; s < c->n; s++) {
         uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
@@ -236,7 +236,15 @@ int ps_client_pull(ps_client *c, embed_table *e, int readonly)
         int rc = send_msg(c, s, &m);
         if (rc) return rc;
     }
-    return await_replies(c, WIRE_PULL_REP, on_pull_reply, e);
+    return FN_OK;
+}
+
+int ps_client_pull_wait(ps_client *c, embed_table *e) { return await_replies(c, WIRE_PULL_REP, on_pull_reply, e); }
+
+int ps_client_pull(ps_client *c, embed_table *e, int readonly)
+{
+    int rc = ps_client_pull_send(c, e, readonly);
+    return rc ? rc : ps_client_pull_wait(c, e);
 }
 
 static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)

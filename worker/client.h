@@ -37,6 +37,12 @@ void ps_client_close(ps_client **c);
  * and are not created (evaluation, prediction). */
 int ps_client_pull(ps_client *c, embed_table *e, int readonly);
 
+/* ps_client_pull in two halves, so the caller can work while the servers
+ * answer: send the requests, later wait for the replies.  No other request
+ * may go out in between. */
+int ps_client_pull_send(ps_client *c, embed_table *e, int readonly);
+int ps_client_pull_wait(ps_client *c, embed_table *e);
+
 /* Pushes e->grads for e's unique keys.  With workers >= 2 the push is one
  * worker's part of a synchronous round: every server gets a push (empty
  * ones too) tagged with (worker, workers), and answers once all workers'

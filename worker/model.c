@@ -9,6 +9,7 @@
 #include "fn_error.h"
 #include "hash.h"
 #include "nn.h"
+#include "par.h"
 
 const char *const MODEL_PRESETS = "cvr|ctr|shared-bottom|esmm|esmm-cvr|esmm-ns|mmoe|ple|escm2-ipw|escm2-dr";
 
@@ -270,6 +271,16 @@ int model_ws_init(model_ws *ws, const model *m, int cap)
     return FN_OK;
 }
 
+int model_ws_parallel(model_ws *ws, const model *m, par *pool)
+{
+    for (int j = 0; j < PAR_MAX; j++) { free(ws->gpriv[j]); ws->gpriv[j] = NULL; }
+    ws->pool = NULL;
+    for (int j = 1; j < par_threads(pool); j++)
+        if (!(ws->gpriv[j] = malloc(sizeof(float) * (size_t)m->n_params))) return FN_ENOMEM;
+    ws->pool = pool;
+    return FN_OK;
+}
+
 void model_ws_free(model_ws *ws)
 {
     for (int t = 0; t < MODEL_MAX_TABLES; t++) { free(ws->x[t]); free(ws->dx[t]); }
@@ -285,12 +296,13 @@ void model_ws_free(model_ws *ws)
     for (int t = 0; t < TOWER_COUNT; t++) free(ws->din[t]);
     for (int k = 0; k < TASK_COUNT; k++) free(ws->p[k]);
     free(ws->cf_q); free(ws->cf_e); free(ws->cf_ehat);
+    for (int j = 0; j < PAR_MAX; j++) free(ws->gpriv[j]);
     memset(ws, 0, sizeof *ws);
 }
 
 /* h[i] = layer i of mlp over in; ReLU on every layer but a tower's last.
  * P: the parameters the mlp's offsets count from. */
-static void mlp_forward(const float *P, const model_mlp *mlp, const float *in, float **h, int B)
+static void mlp_forward_seq(const float *P, const model_mlp *mlp, const float *in, float **h, int B)
 {
     for (int i = 0; i < mlp->n; i++) {
         const model_layer *l = &mlp->l[i];
@@ -302,8 +314,8 @@ static void mlp_forward(const float *P, const model_mlp *mlp, const float *in, f
 /* dh[n-1] holds d(loss)/d(output) (already masked by the ReLU if relu_last);
  * accumulates parameter gradients into G (offsets as in P) and writes
  * d(loss)/d(in) into din. */
-static void mlp_backward(const float *P, float *G, const model_mlp *mlp, const float *in, float **h, float **dh,
-                         float *din, int B)
+static void mlp_backward_seq(const float *P, float *G, const model_mlp *mlp, const float *in, float **h, float **dh,
+                             float *din, int B)
 {
     for (int i = mlp->n - 1; i >= 0; i--) {
         const model_layer *l = &mlp->l[i];
@@ -316,6 +328,85 @@ static void mlp_backward(const float *P, float *G, const model_mlp *mlp, const f
 static void add_into(float *dst, const float *src, long n)
 {
     for (long k = 0; k < n; k++) dst[k] += src[k];
+}
+
+/* ---- an MLP's rows split among the pool's threads ------------------------ */
+
+/* Below this many rows a thread, one thread does the whole MLP. */
+#define PAR_MIN_ROWS 64
+
+typedef struct {
+    const model_ws *ws;
+    const float *P;
+    float *G;
+    const model_mlp *mlp;
+    const float *in;
+    float **h, **dh;
+    float *din;
+    int B;
+} mlp_job;
+
+static void shift_rows(const model_mlp *mlp, float *const *src, float **dst, int lo)
+{
+    for (int i = 0; i < mlp->n; i++) dst[i] = src[i] + (size_t)lo * (size_t)mlp->l[i].out;
+}
+
+/* An MLP's parameters, weights and biases of all its layers, are one block. */
+static long mlp_first(const model_mlp *mlp) { return mlp->l[0].w; }
+static long mlp_len(const model_mlp *mlp) { return mlp->l[mlp->n - 1].b + mlp->l[mlp->n - 1].out - mlp->l[0].w; }
+
+static void forward_rows(void *arg, int j, int n)
+{
+    const mlp_job *q = arg;
+    int lo, hi;
+    par_rows(q->B, j, n, &lo, &hi);
+    if (hi <= lo) return;
+    float *h[MODEL_MAX_LAYERS + 1];
+    shift_rows(q->mlp, q->h, h, lo);
+    mlp_forward_seq(q->P, q->mlp, q->in + (size_t)lo * (size_t)q->mlp->l[0].in, h, hi - lo);
+}
+
+static void backward_rows(void *arg, int j, int n)
+{
+    const mlp_job *q = arg;
+    float *G = q->G;
+    if (j) { /* this thread's own gradient block, zero over the MLP's parameters */
+        G = q->ws->gpriv[j] + (q->G - q->ws->grads_base);
+        memset(G + mlp_first(q->mlp), 0, sizeof(float) * (size_t)mlp_len(q->mlp));
+    }
+    int lo, hi;
+    par_rows(q->B, j, n, &lo, &hi);
+    if (hi <= lo) return;
+    float *h[MODEL_MAX_LAYERS + 1], *dh[MODEL_MAX_LAYERS + 1];
+    shift_rows(q->mlp, q->h, h, lo);
+    shift_rows(q->mlp, q->dh, dh, lo);
+    size_t in = (size_t)q->mlp->l[0].in;
+    mlp_backward_seq(q->P, G, q->mlp, q->in + (size_t)lo * in, h, dh, q->din ? q->din + (size_t)lo * in : NULL, hi - lo);
+}
+
+static int threads_for(const model_ws *ws, int B)
+{
+    int n = par_threads(ws->pool);
+    if (n > 1 && B / n < PAR_MIN_ROWS) n = B / PAR_MIN_ROWS > 1 ? B / PAR_MIN_ROWS : 1;
+    return n;
+}
+
+static void mlp_forward(const model_ws *ws, const float *P, const model_mlp *mlp, const float *in, float **h, int B)
+{
+    if (threads_for(ws, B) == 1) { mlp_forward_seq(P, mlp, in, h, B); return; }
+    mlp_job q = {.ws = ws, .P = P, .mlp = mlp, .in = in, .h = h, .B = B};
+    par_run(ws->pool, forward_rows, &q);
+}
+
+/* As mlp_backward_seq; G lies inside ws->grads_base's block. */
+static void mlp_backward(const model_ws *ws, const float *P, float *G, const model_mlp *mlp, const float *in, float **h,
+                         float **dh, float *din, int B)
+{
+    if (threads_for(ws, B) == 1) { mlp_backward_seq(P, G, mlp, in, h, dh, din, B); return; }
+    mlp_job q = {.ws = ws, .P = P, .G = G, .mlp = mlp, .in = in, .h = h, .dh = dh, .din = din, .B = B};
+    par_run(ws->pool, backward_rows, &q);
+    const long first = mlp_first(mlp), len = mlp_len(mlp), off = G - ws->grads_base;
+    for (int j = 1; j < par_threads(ws->pool); j++) add_into(G + first, ws->gpriv[j] + off + first, len);
 }
 
 /* z[B, n] := softmax of each row, in place */
@@ -349,7 +440,7 @@ static void moe_forward(const model *m, model_ws *ws, int B)
         for (int j = 0; j < e->n; j++) {
             float *h[MODEL_MAX_LAYERS + 1];
             expert_rows(x, ws->eh[l], j, B, h);
-            mlp_forward(m->params + e->at[l] + j * e->stride[l], x, moe_in(ws, l, e->group[j]), h, B);
+            mlp_forward(ws, m->params + e->at[l] + j * e->stride[l], x, moe_in(ws, l, e->group[j]), h, B);
         }
         const float *eo = ws->eh[l][x->n - 1];  /* [n, B, E] the experts' outputs */
         for (int g = 0; g < GROUP_COUNT; g++) {
@@ -427,7 +518,7 @@ static void moe_backward(const model *m, model_ws *ws, float *grads, int B)
             expert_rows(x, ws->edh[l], j, B, dh);
             nn_relu_backward(dh[last], h[last], nE);
             long off = e->at[l] + j * e->stride[l];
-            mlp_backward(m->params + off, grads + off, x, moe_in(ws, l, e->group[j]), h, dh, ws->scratch, B);
+            mlp_backward(ws, m->params + off, grads + off, x, moe_in(ws, l, e->group[j]), h, dh, ws->scratch, B);
             add_into(moe_din(ws, l, e->group[j]), ws->scratch, nIn);
         }
     }
@@ -444,11 +535,11 @@ static const float *tower_input(const model *m, const model_ws *ws, int t)
 
 void model_forward(const model *m, model_ws *ws, int B)
 {
-    if (m->has_bottom) mlp_forward(m->params, &m->bottom, ws->x[0], ws->h_bottom, B);
+    if (m->has_bottom) mlp_forward(ws, m->params, &m->bottom, ws->x[0], ws->h_bottom, B);
     if (m->has_experts) moe_forward(m, ws, B);
     for (int t = 0; t < TOWER_COUNT; t++) {
         if (!m->has_tower[t]) continue;
-        mlp_forward(m->params, &m->tower[t], tower_input(m, ws, t), ws->h[t], B);
+        mlp_forward(ws, m->params, &m->tower[t], tower_input(m, ws, t), ws->h[t], B);
         if (t == TOWER_IMP) continue;  /* its output is ê itself, not a probability */
         const float *z = ws->h[t][m->tower[t].n - 1];
         for (int i = 0; i < B; i++) ws->p[t][i] = nn_sigmoid(z[i]);
@@ -501,6 +592,7 @@ double model_backward(const model *m, model_ws *ws, int B, const float *click, c
                       float scale, float *grads, double loss[TASK_COUNT], int counts[TASK_COUNT])
 {
     const model_spec *s = &m->spec;
+    ws->grads_base = grads;
     float *dz[TOWER_COUNT] = {NULL, NULL, NULL};
     for (int t = 0; t < TOWER_COUNT; t++)
         if (m->has_tower[t]) {
@@ -558,7 +650,7 @@ double model_backward(const model *m, model_ws *ws, int B, const float *click, c
     /* back through the towers into their inputs */
     for (int t = 0; t < TOWER_COUNT; t++)
         if (m->has_tower[t])
-            mlp_backward(m->params, grads, &m->tower[t], tower_input(m, ws, t), ws->h[t], ws->dh[t], ws->din[t], B);
+            mlp_backward(ws, m->params, grads, &m->tower[t], tower_input(m, ws, t), ws->h[t], ws->dh[t], ws->din[t], B);
 
     if (m->has_experts) {
         moe_backward(m, ws, grads, B);
@@ -569,7 +661,7 @@ double model_backward(const model *m, model_ws *ws, int B, const float *click, c
         for (int t = 0; t < TOWER_COUNT; t++)
             if (m->has_tower[t]) add_into(d, ws->din[t], n);
         nn_relu_backward(d, ws->h_bottom[m->bottom.n - 1], n);
-        mlp_backward(m->params, grads, &m->bottom, ws->x[0], ws->h_bottom, ws->dh_bottom, ws->dx[0], B);
+        mlp_backward(ws, m->params, grads, &m->bottom, ws->x[0], ws->h_bottom, ws->dh_bottom, ws->dx[0], B);
     } else {
         long n = (long)B * s->n_fields * s->dim;
         for (int k = 0; k < m->n_tables; k++) memset(ws->dx[k], 0, sizeof(float) * (size_t)n);

@@ -184,9 +184,19 @@ typedef struct {
                      values, so the returned loss is the surrogate whose exact
                      gradient backward computes — how tests/unit/test_model.c
                      checks the stop-gradients by finite differences */
+    /* threads (model_ws_parallel): every MLP's rows are split among them;
+     * thread j > 0 accumulates parameter gradients into its own block
+     * gpriv[j] (the grads layout), summed into grads after the MLP */
+    struct par *pool;
+    float *gpriv[64];              /* PAR_MAX */
+    float *grads_base;             /* the grads of the running backward */
 } model_ws;
 
 int model_ws_init(model_ws *ws, const model *m, int cap);
+/* Forward and backward from now on split each MLP's rows among the pool's
+ * threads (NULL or 1 thread: one thread).  The pool stays the caller's.
+ * FN_OK or FN_ENOMEM. */
+int model_ws_parallel(model_ws *ws, const model *m, struct par *pool);
 void model_ws_free(model_ws *ws);
 
 /* Forward over B examples (ws->x filled): sets ws->p[task] for the tasks

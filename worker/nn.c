@@ -24,6 +24,15 @@ void nn_dense_backward(float *din, float *dW, float *db, const float *dout, cons
     if (din) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, Ni, No, 1.0f, dout, No, W, Ni, 0.0f, din, Ni);
 }
 
+int nn_blas_threads_to_towers(long n)
+{
+    if (n <= 0) n = openblas_get_num_threads();
+    if (n < 1) n = 1;
+    if (n > 64) n = 64;
+    if (n > 1) openblas_set_num_threads(1);
+    return (int)n;
+}
+
 void nn_relu_forward(float *x, long n)
 {
     for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;

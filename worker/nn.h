@@ -13,6 +13,12 @@ void nn_dense_forward(float *out, const float *in, const float *W, const float *
 void nn_dense_backward(float *din, float *dW, float *db, const float *dout, const float *in,
                        const float *W, int B, int Ni, int No);
 
+/* The threads the towers get: n if n > 0, else OpenBLAS's own thread count
+ * (OPENBLAS_NUM_THREADS, or the cores), at most 64.  With more than one,
+ * OpenBLAS is set to run every call on its calling thread: the towers'
+ * threads (worker/par.h) split the rows instead. */
+int nn_blas_threads_to_towers(long n);
+
 /* x[n] = max(x, 0) in place */
 void nn_relu_forward(float *x, long n);
 

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "model.h"
 #include "modelfile.h"
+#include "nn.h"
+#include "par.h"
 #include "predio.h"
 #include "reader.h"
 #include "train.h"
@@ -19,7 +21,7 @@
 int predict_main(int argc, char **argv)
 {
     const char *run = NULL, *format = "aliccp", *data = NULL, *common_path = NULL, *out = NULL, *bad = "skip";
-    long batch = 1024;
+    long batch = 1024, threads = 0;
     flag_spec specs[] = {
         {"run", FLAG_STRING, &run, 0, 0, NULL, "run directory of a finished `funnel train`", 1, 0},
         {"format", FLAG_CHOICE, &format, 0, 0, "aliccp|bin", "input format (default aliccp)", 0, 0},
@@ -27,6 +29,7 @@ int predict_main(int argc, char **argv)
         {"common", FLAG_STRING, &common_path, 0, 0, NULL, "common features file of --data (aliccp only)", 0, 0},
         {"out", FLAG_STRING, &out, 0, 0, NULL, "predictions CSV: sample_id,pctr,pcvr,pctcvr", 1, 0},
         {"batch", FLAG_INT, &batch, 1, 1 << 20, NULL, "examples per forward pass (default 1024)", 0, 0},
+        {"threads", FLAG_INT, &threads, 0, 64, NULL, "threads computing the towers, each on a share of a batch's rows (default 0: OpenBLAS's thread count)", 0, 0},
         {"bad-lines", FLAG_CHOICE, &bad, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
         {0},
     };
@@ -69,7 +72,9 @@ int predict_main(int argc, char **argv)
     fn_batch b;
     embed_table emb[MODEL_MAX_TABLES];
     memset(emb, 0, sizeof emb);
+    par *pool = NULL;
     if (model_ws_init(&ws, &m, (int)batch) || batch_init(&b, (int)batch, (size_t)batch * 64)) { log_error("out of memory"); return 1; }
+    if (par_open(&pool, nn_blas_threads_to_towers(threads)) || model_ws_parallel(&ws, &m, pool)) { log_error("%s", fn_err_msg()); return 1; }
     for (int k = 0; k < m.n_tables; k++) embed_init(&emb[k], (uint32_t)k, 1, m.spec.dim, schema.n);
     FILE *f = predio_open(out);
     if (!f) { log_error("%s", fn_err_msg()); return 1; }
@@ -101,6 +106,7 @@ int predict_main(int argc, char **argv)
     for (int k = 0; k < m.n_tables; k++) embed_free(&emb[k]);
     batch_free(&b);
     model_ws_free(&ws);
+    par_close(&pool);
     modelfile_rows_free(&rows);
     model_free(&m);
     return 0;

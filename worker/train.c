@@ -21,6 +21,7 @@
 #include "modelfile.h"
 #include "nn.h"
 #include "predio.h"
+#include "par.h"
 #include "prefetch.h"
 #include "reader.h"
 #include "schema.h"
@@ -37,6 +38,8 @@ typedef struct {
     fn_schema schema;
     model m;
     model_ws ws;
+    par *pool;             /* the towers' threads */
+    double tm[5];          /* this worker's training seconds by phase (TM_*) */
     float *grads;          /* n_params + X_COUNT: the allreduce buffer */
     float *adam_m, *adam_v;
     nn_adam adam;
@@ -61,6 +64,12 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+/* Where a training step's time goes, per worker: waiting for the reading
+ * thread's batch, pulling and pooling, the towers (and the embeddings'
+ * backward), pushing, and the dense allreduce with Adam. */
+enum { TM_DATA, TM_PULL, TM_TOWERS, TM_PUSH, TM_SYNC };
+static const char *const tm_name[5] = {"data", "pull", "towers", "push", "allreduce"};
 
 static char resume_hint[2048];
 
@@ -148,16 +157,26 @@ static long resume(trainer *t, fn_reader *r)
     return (long)w.epoch;
 }
 
-/* Pulls, pools: after it, ws.x holds the batch's tower input. */
+/* Pulls the rows of tables emb (prepared for b), pools: after it, ws.x
+ * holds the batch's tower input. */
+static int pull_pool(trainer *t, const fn_batch *b, embed_table *emb, int readonly)
+{
+    for (int k = 0; k < t->m.n_tables; k++) {
+        int rc = ps_client_pull(t->client, &emb[k], readonly);
+        if (rc) return rc;
+        embed_pool(&emb[k], b, t->ws.x[k]);
+    }
+    return FN_OK;
+}
+
+/* pull_pool for a batch not yet prepared (evaluation reads inline). */
 static int lookup(trainer *t, const fn_batch *b, int readonly)
 {
     for (int k = 0; k < t->m.n_tables; k++) {
         int rc = embed_prepare(&t->emb[k], b);
-        if (!rc) rc = ps_client_pull(t->client, &t->emb[k], readonly);
         if (rc) return rc;
-        embed_pool(&t->emb[k], b, t->ws.x[k]);
     }
-    return FN_OK;
+    return pull_pool(t, b, t->emb, readonly);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -346,6 +365,9 @@ static int evaluate(trainer *t, long epoch, double train_seconds, double train_r
         fprintf(f, "{\"model\":\"%s\",\"step\":%ld,\"epoch\":%ld,\"final\":%s,\"train_examples\":%.0f,\"train_seconds\":%.3f,"
                    "\"train_examples_per_sec\":%.1f,\"test_examples\":%zu,\"test_bad_lines\":%llu,\"eval_seconds\":%.3f",
                 c->model, t->step, epoch, final ? "true" : "false", t->n_imp, train_seconds, train_rate, all.n, bad_all, 0.0);
+        fprintf(f, ",\"tower_threads\":%d,\"worker0_seconds\":{", par_threads(t->pool));
+        for (int k = 0; k < 5; k++) fprintf(f, "%s\"%s\":%.3f", k ? "," : "", tm_name[k], t->tm[k]);
+        fputc('}', f);
         rc = task_metrics(t, &all, f, res);
         if (!rc && t->have_truth) rc = truth_metrics(t, &all, f);
         /* server statistics: rows held, bytes, traffic */
@@ -440,6 +462,7 @@ static int setup(trainer *t, const train_conf *c, MPI_Comm comm, int n_servers, 
     MPI_Bcast(t->m.params, (int)t->m.n_params, MPI_FLOAT, 0, comm);
     t->bw = (int)((c->batch + t->size - 1) / t->size);
     if ((rc = model_ws_init(&t->ws, &t->m, t->bw > 1024 ? t->bw : 1024))) return rc;
+    if ((rc = par_open(&t->pool, nn_blas_threads_to_towers(c->threads))) || (rc = model_ws_parallel(&t->ws, &t->m, t->pool))) return rc;
     t->grads = calloc((size_t)t->m.n_params + X_COUNT, sizeof(float));
     t->adam_m = calloc((size_t)t->m.n_params, sizeof(float));
     t->adam_v = calloc((size_t)t->m.n_params, sizeof(float));
@@ -461,6 +484,7 @@ static void teardown(trainer *t)
     for (int k = 0; k < MODEL_MAX_TABLES; k++) embed_free(&t->emb[k]);
     batch_free(&t->batch);
     model_ws_free(&t->ws);
+    par_close(&t->pool);
     model_free(&t->m);
     free(t->grads); free(t->adam_m); free(t->adam_v);
     dataset_close(&t->test_ds);
@@ -512,24 +536,67 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     long epoch, epoch0 = 0;
     if (c->resume && (epoch0 = resume(&t, r)) < 0) epoch0 = 0;
     prefetch *pf; /* the next batch is read while this one trains */
-    if ((rc = prefetch_start(&pf, r, t.bw))) fail_job("reading training data", rc);
+    if ((rc = prefetch_start(&pf, r, t.bw, t.emb, t.m.n_tables))) fail_job("reading training data", rc);
     uint64_t pos[2];
+    /* Pull-ahead (the default): the next batch's rows are pulled while this
+     * batch is in the towers.  The pull goes out before this worker's push
+     * of this step, and a server completes a step's round only with every
+     * worker's push, so the rows read are exactly the state after the
+     * previous step: one step behind, the same in every run whatever the
+     * timing (a retried pull reads the same state too).  After a checkpoint
+     * the next batch is pulled again, so a resumed run matches. */
+    const int ahead = !c->sync_pulls;
     for (epoch = epoch0; epoch < c->epochs; epoch++) {
         if (epoch != epoch0) prefetch_rewind(pf);
+        const fn_batch *b, *nb = NULL;
+        embed_table *emb, *nemb = NULL;
+        uint64_t npos[2];
+        int pulled = 0; /* this batch's rows came with the last step */
         for (;;) {
-            const fn_batch *b;
-            if ((rc = prefetch_next(pf, &b, pos))) fail_job("reading training data", rc);
+            double ta = now_s(), tb;
+            if (nb) {
+                b = nb;
+                emb = nemb;
+                pos[0] = npos[0];
+                pos[1] = npos[1];
+                nb = NULL;
+            } else {
+                if ((rc = prefetch_next(pf, &b, &emb, pos))) fail_job("reading training data", rc);
+                pulled = 0;
+            }
             memset(t.grads, 0, sizeof(float) * (size_t)(np + X_COUNT));
+            t.tm[TM_DATA] += (tb = now_s()) - ta;
             if (b->n > 0) {
-                if ((rc = lookup(&t, b, 0))) fail_job("pull", rc);
+                for (int k = 0; k < t.m.n_tables; k++) {
+                    if (!pulled && (rc = ps_client_pull(t.client, &emb[k], 0))) fail_job("pull", rc);
+                    embed_pool(&emb[k], b, t.ws.x[k]);
+                }
+                int sent = 0;
+                if (ahead) {
+                    if ((rc = prefetch_next(pf, &nb, &nemb, npos))) fail_job("reading training data", rc);
+                    if (nb->n > 0) {
+                        if ((rc = ps_client_pull_send(t.client, &nemb[0], 0))) fail_job("pull", rc);
+                        sent = 1;
+                    }
+                }
+                t.tm[TM_PULL] += (ta = now_s()) - tb;
                 model_forward(&t.m, &t.ws, b->n);
                 double loss[TASK_COUNT];
                 int cnt[TASK_COUNT];
                 model_backward(&t.m, &t.ws, b->n, b->click, b->buy, scale, t.grads, loss, cnt);
-                for (int k = 0; k < t.m.n_tables; k++) {
-                    embed_backward(&t.emb[k], b, t.ws.dx[k], 1.0f);
-                    if ((rc = ps_client_push(t.client, &t.emb[k], t.rank, t.size))) fail_job("push", rc);
+                for (int k = 0; k < t.m.n_tables; k++) embed_backward(&emb[k], b, t.ws.dx[k], 1.0f);
+                t.tm[TM_TOWERS] += (tb = now_s()) - ta;
+                pulled = 0;
+                if (sent) { /* the next batch's rows; a second table's after the first's */
+                    if ((rc = ps_client_pull_wait(t.client, &nemb[0]))) fail_job("pull", rc);
+                    for (int k = 1; k < t.m.n_tables; k++)
+                        if ((rc = ps_client_pull(t.client, &nemb[k], 0))) fail_job("pull", rc);
+                    pulled = 1;
                 }
+                t.tm[TM_PULL] += (ta = now_s()) - tb;
+                tb = ta;
+                for (int k = 0; k < t.m.n_tables; k++)
+                    if ((rc = ps_client_push(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
                 float *x = t.grads + np;
                 x[X_N] = (float)b->n;
                 for (int k = 0; k < TASK_COUNT; k++) { x[X_LOSS + k] = (float)(loss[k] * cnt[k]); x[X_CNT + k] = (float)cnt[k]; }
@@ -537,13 +604,15 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             } else if (t.size > 1) {
                 /* no data left here: an empty part, so the servers' round completes */
                 for (int k = 0; k < t.m.n_tables; k++)
-                    if ((rc = embed_prepare(&t.emb[k], b)) || (rc = ps_client_push(t.client, &t.emb[k], t.rank, t.size))) fail_job("push", rc);
+                    if ((rc = ps_client_push(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
             }
+            t.tm[TM_PUSH] += (ta = now_s()) - tb;
             /* after this, every worker's pushes of the step are applied */
             MPI_Allreduce(MPI_IN_PLACE, t.grads, (int)(np + X_COUNT), MPI_FLOAT, MPI_SUM, comm);
             const float *x = t.grads + np;
             if (x[X_N] == 0) break;
             nn_adam_step(&t.adam, t.m.params, t.grads, t.adam_m, t.adam_v, np);
+            t.tm[TM_SYNC] += now_s() - ta;
             t.step++;
             if (epoch == 0) { t.n_imp += x[X_N]; t.n_clk += x[X_CLK]; t.n_buy += x[X_BUY]; }
             win_n += x[X_N];
@@ -568,6 +637,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             if (c->checkpoint_every && t.step % c->checkpoint_every == 0) {
                 double paused = now_s();
                 checkpoint(&t, pos, epoch);
+                pulled = 0; /* read again after the checkpoint, as a run resumed from it will */
                 t0 += now_s() - paused;
             }
             if (c->eval_every && c->test && t.step % c->eval_every == 0) {
@@ -575,6 +645,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 if ((rc = evaluate(&t, epoch + 1, paused - t0 - 0, 0, 0))) fail_job("evaluation", rc);
                 t0 += now_s() - paused; /* evaluation time is not training time */
             }
+            prefetch_release(pf); /* this step's batch */
         }
     }
     prefetch_stop(&pf);
@@ -587,6 +658,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     if (t.rank == 0) {
         log_info("trained %ld steps, %.0f examples x %ld epoch(s) (%.0f in this run) in %.1f s: %.0f examples/s", t.step, t.n_imp,
                  c->epochs, trained_here, train_time, rate);
+        log_info("worker 0's training time: %s %.2f s, %s %.2f s, %s %.2f s, %s %.2f s, %s %.2f s (%d tower thread(s))", tm_name[0], t.tm[0],
+                 tm_name[1], t.tm[1], tm_name[2], t.tm[2], tm_name[3], t.tm[3], tm_name[4], t.tm[4], par_threads(t.pool));
         if (tot[0]) log_warn("%s: %llu malformed line(s) skipped (%llu with an unknown md5); see the warnings above for where", c->train, tot[0], tot[2]);
         if (tot[1]) log_info("%s: %llu feature item(s) of fields outside --fields ignored", c->train, tot[1]);
     }
