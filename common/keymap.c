@@ -102,6 +102,24 @@ uint32_t keymap_find(const keymap *m, uint64_t key)
     return i == m->cap ? KEYMAP_NONE : m->slots[i];
 }
 
+void keymap_prefetch(const keymap *m, uint64_t key)
+{
+    size_t i = km_home(km_tag(key), m->cap);
+    __builtin_prefetch(m->tags + i);
+    __builtin_prefetch(m->slots + i);
+}
+
+uint32_t keymap_peek(const keymap *m, uint64_t key)
+{
+    const uint32_t tag = km_tag(key);
+    const size_t mask = m->cap - 1;
+    for (size_t i = km_home(tag, m->cap);; i = (i + 1) & mask) {
+        uint32_t t = m->tags[i];
+        if (t == tag) return m->slots[i];
+        if (t == 0) return KEYMAP_NONE;
+    }
+}
+
 /* Places (tag, slot) in the first empty entry of its run; no checks. */
 static inline void km_place(uint32_t *slots, uint32_t *tags, size_t cap, uint32_t tag, uint32_t slot)
 {

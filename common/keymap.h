@@ -34,6 +34,14 @@ void keymap_free(keymap *m);
 /* The slot of key, or KEYMAP_NONE. */
 uint32_t keymap_find(const keymap *m, uint64_t key);
 
+/* For batched lookups that hide memory latency: keymap_prefetch(key) asks
+ * the cache for key's home entries; a few keys later keymap_peek(key) gives
+ * the slot of the first entry whose tag matches (unverified: the caller
+ * prefetches that row, and keymap_find answers for certain later), or
+ * KEYMAP_NONE. */
+void keymap_prefetch(const keymap *m, uint64_t key);
+uint32_t keymap_peek(const keymap *m, uint64_t key);
+
 /* Inserts key -> slot (key must not be present).  Grows as needed.
  * Returns FN_OK or FN_ENOMEM. */
 int keymap_insert(keymap *m, uint64_t key, uint32_t slot);

@@ -236,10 +236,28 @@ const float *ps_table_find(const ps_table *t, uint64_t key)
     return pos == KEYMAP_NONE ? NULL : tab_row_ptr(t, pos)->v;
 }
 
+/* Batched lookups run ahead of the work: key i+2L's index entries and key
+ * i+L's row are asked of the cache while key i is served, so a request's
+ * cache misses overlap instead of queueing one after the other. */
+#define TAB_AHEAD 8
+
+static inline void tab_prefetch_ahead(const ps_table *t, const uint64_t *keys, uint32_t n, uint32_t i)
+{
+    if (i + 2 * TAB_AHEAD < n) keymap_prefetch(&t->index, keys[i + 2 * TAB_AHEAD]);
+    if (i + TAB_AHEAD < n) {
+        uint32_t pos = keymap_peek(&t->index, keys[i + TAB_AHEAD]);
+        if (pos != KEYMAP_NONE && pos < t->rows) {
+            const char *r = (const char *)tab_row_ptr(t, pos);
+            for (size_t b = 0; b < t->row_bytes; b += 64) __builtin_prefetch(r + b, 1);
+        }
+    }
+}
+
 int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uint32_t step)
 {
     const size_t dim = (size_t)t->dim;
     for (uint32_t i = 0; i < n; i++) {
+        tab_prefetch_ahead(t, keys, n, i);
         tab_row *r;
         if (t->admit) {
             uint32_t pos = keymap_find(&t->index, keys[i]);
@@ -261,6 +279,7 @@ int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *gr
 {
     const size_t dim = (size_t)t->dim;
     for (uint32_t i = 0; i < n; i++) {
+        tab_prefetch_ahead(t, keys, n, i);
         tab_row *r;
         if (t->admit) {
             uint32_t pos = keymap_find(&t->index, keys[i]);
