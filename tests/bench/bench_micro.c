@@ -1,6 +1,6 @@
 /* tests/bench/bench_micro.c — the micro benchmarks behind tests/bench/run.sh.
  *
- *   fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2]
+ *   fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2] [--split T]
  *   fn_bench_micro loopback [--mb MB] [--reps R]
  *   fn_bench_micro server   [--clients 1,4] [--keys 1000,10000,100000]
  *                           [--seconds S] [--reps R] [--no-lz4] [--enc f32|f16|i8]
@@ -16,6 +16,10 @@
  *           counted from the shapes, 2*M*N*K per product (bias adds, ReLU
  *           and Adam are not sgemm and not counted); the impressions/s a
  *           worker's towers allow = GFLOP/s / FLOP per impression.
+ *           --split T adds the way training runs them (train --threads T):
+ *           worker/model.c's reference ESMM forward and backward with every
+ *           MLP's rows split among T threads (worker/par.h), one OpenBLAS
+ *           thread per call; printed as threads=T split=1.
  * loopback  The machine's loopback bandwidth: a TCP socket pair on
  *           127.0.0.1 streaming MB megabytes (default 2000) in 1 MiB
  *           writes, then ZeroMQ PAIR and DEALER->ROUTER streams of 1 MiB
@@ -63,7 +67,9 @@
 #include "fn_error.h"
 #include "hash.h"
 #include "nn.h"
+#include "model.h"
 #include "optimizer.h"
+#include "par.h"
 #include "procmem.h"
 #include "server.h"
 #include "table.h"
@@ -243,12 +249,65 @@ static void sgemm_once(int B, double seconds, int reps)
     free(dx);
 }
 
-static int bench_sgemm(int B, double seconds, int reps, const long *threads, int nt)
+/* The reference ESMM's towers through worker/model.c, rows split among T
+ * threads of single-threaded OpenBLAS calls: what a training step runs. */
+static void sgemm_split(int B, double seconds, int reps, int T)
+{
+    openblas_set_num_threads(1);
+    model_spec spec;
+    memset(&spec, 0, sizeof spec);
+    model_preset(&spec, "esmm");
+    spec.n_fields = 23;
+    spec.dim = DIM;
+    spec.n_hidden = 2;
+    spec.hidden[0] = tower_w[1];
+    spec.hidden[1] = tower_w[2];
+    model m;
+    model_ws ws;
+    par *pool = NULL;
+    if (model_init(&m, &spec) || model_ws_init(&ws, &m, B) || par_open(&pool, T) || model_ws_parallel(&ws, &m, pool)) die("sgemm --split: cannot set up the model");
+    model_init_params(&m, 1);
+    uint64_t seed = 7;
+    float *x = randbuf((size_t)B * tower_w[0], &seed), *grads = calloc((size_t)m.n_params, sizeof(float));
+    float *click = calloc((size_t)B, sizeof(float)), *buy = calloc((size_t)B, sizeof(float));
+    if (!grads || !click || !buy) die("out of memory");
+    memcpy(ws.x[0], x, sizeof(float) * (size_t)B * tower_w[0]);
+    for (int i = 0; i < B; i += 25) click[i] = 1;
+    double flop_imp = 0;
+    for (int l = 0; l < N_LAYERS; l++) flop_imp += 3.0 * 2.0 * tower_w[l] * tower_w[l + 1];
+    flop_imp *= 2;
+    double g[64], ips[64], loss[TASK_COUNT];
+    int cnt[TASK_COUNT], nr = reps < 64 ? reps : 64;
+    model_forward(&m, &ws, B); /* warm-up */
+    model_backward(&m, &ws, B, click, buy, 1.0f, grads, loss, cnt);
+    for (int r = 0; r < nr; r++) {
+        long it = 0;
+        double t0 = now_s(), t;
+        do {
+            model_forward(&m, &ws, B);
+            model_backward(&m, &ws, B, click, buy, 1.0f, grads, loss, cnt);
+            it++;
+            t = now_s() - t0;
+        } while (t < seconds);
+        g[r] = it * (double)B * flop_imp / t / 1e9;
+        ips[r] = it * (double)B / t;
+    }
+    double gm = median(g, nr);
+    printf("bench=sgemm threads=%d split=1 batch=%d flop_per_imp=%.0f gflops=%.3f gflops_min=%.3f gflops_max=%.3f ceiling_imp_per_s=%.0f reps=%d\n",
+           T, B, flop_imp, gm, g[0], g[nr - 1], median(ips, nr), nr);
+    free(x); free(grads); free(click); free(buy);
+    model_ws_free(&ws);
+    par_close(&pool);
+    model_free(&m);
+}
+
+static int bench_sgemm(int B, double seconds, int reps, const long *threads, int nt, int split)
 {
     for (int ti = 0; ti < nt; ti++) {
         if (threads[ti] > 0) openblas_set_num_threads((int)threads[ti]);
         sgemm_once(B, seconds, reps);
     }
+    if (split > 0) sgemm_split(B, seconds, reps, split);
     return 0;
 }
 
@@ -689,7 +748,7 @@ static int bench_memory(const long *rows, int n, int reps)
 
 static void usage(void)
 {
-    fputs("usage: fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2]\n"
+    fputs("usage: fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2] [--split T]\n"
           "       fn_bench_micro loopback [--mb MB] [--reps R]\n"
           "       fn_bench_micro server   [--clients 1,4] [--keys 1000,10000,100000] [--seconds S] [--reps R]\n"
           "                               [--no-lz4] [--enc f32|f16|i8]\n"
@@ -706,7 +765,7 @@ int main(int argc, char **argv)
     double seconds = -1;
     long mb = 2000;
     long threads[MAX_LIST] = {0}, clients[MAX_LIST] = {1, 4}, keys[MAX_LIST] = {1000, 10000, 100000}, rows[MAX_LIST] = {1000000, 10000000};
-    int nc = 2, nk = 3, nrows = 2, nthreads = 1;
+    int nc = 2, nk = 3, nrows = 2, nthreads = 1, split = 0;
     wire_enc enc = WIRE_F32;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -718,6 +777,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seconds")) seconds = atof(v);
         else if (!strcmp(a, "--mb")) mb = atol(v);
         else if (!strcmp(a, "--threads")) nthreads = parse_list(v, threads, MAX_LIST);
+        else if (!strcmp(a, "--split")) split = atoi(v);
         else if (!strcmp(a, "--clients")) nc = parse_list(v, clients, MAX_LIST);
         else if (!strcmp(a, "--keys")) nk = parse_list(v, keys, MAX_LIST);
         else if (!strcmp(a, "--rows")) nrows = parse_list(v, rows, MAX_LIST);
@@ -727,7 +787,7 @@ int main(int argc, char **argv)
     if (reps < 1 || reps > 64 || batch < 1 || mb < 1 || !nc || !nk || !nrows || !nthreads || (int)enc < 0) usage();
     for (int i = 0; i < nk; i++)
         if (keys[i] > 4000000) usage();
-    if (!strcmp(what, "sgemm")) return bench_sgemm(batch, seconds > 0 ? seconds : 2.0, reps, threads, nthreads);
+    if (!strcmp(what, "sgemm")) return bench_sgemm(batch, seconds > 0 ? seconds : 2.0, reps, threads, nthreads, split > 64 ? 64 : split);
     if (!strcmp(what, "loopback")) return bench_loopback(mb, reps);
     if (!strcmp(what, "server")) return bench_server(clients, nc, keys, nk, seconds > 0 ? seconds : 2.0, reps, lz4, enc);
     if (!strcmp(what, "memory")) return bench_memory(rows, nrows, reps);

@@ -264,16 +264,17 @@ if sg:
     best = max(sg, key=lambda b: float(b["gflops"]))
     ceil = float(best["ceiling_imp_per_s"])
     P("FLOP per training impression, counted from the shapes (2·M·N·K per product; per tower [B,368]·[368,200], "
-      "[B,200]·[200,80], [B,80]·[80,1], each forward + dW + d(in); two towers): **%s**. The ceiling is the better "
-      "thread count's; the 1+1 job's worker runs %s OpenBLAS thread(s)." % (format(int(float(best["flop_per_imp"])), ","), meta.get("wthreads")))
+      "[B,200]·[200,80], [B,80]·[80,1], each forward + dW + d(in); two towers): **%s**. The ceiling is the best "
+      "way of running them; the 1+1 job's worker runs %s tower thread(s) (train --threads: each MLP's rows split among them, one OpenBLAS thread per call)." % (format(int(float(best["flop_per_imp"])), ","), meta.get("wthreads")))
     P("")
     P("| both towers, forward + backward, batch %s | GFLOP/s (min–max) | impressions/s it allows | funnel text | funnel binary |" % best["batch"])
     P("|---|---:|---:|---:|---:|")
     fr = lambda s, c: fmt(s["eps"] / c * 100 if s and s.get("eps") else None, ".0f") + " %"
     for g in sg:
         c = float(g["ceiling_imp_per_s"])
-        P("| %s OpenBLAS thread(s)%s | %s (%s–%s) | %s | %s of it | %s of it |" % (
-          g["threads"], " (ceiling)" if g is best else "", g["gflops"], g["gflops_min"], g["gflops_max"], fmt(c, ",.0f"),
+        P("| %s%s | %s (%s–%s) | %s | %s of it | %s of it |" % (
+          ("%s tower threads × 1 OpenBLAS thread (as training runs them)" % g["threads"]) if g.get("split") else ("%s OpenBLAS thread(s)" % g["threads"]),
+          " (ceiling)" if g is best else "", g["gflops"], g["gflops_min"], g["gflops_max"], fmt(c, ",.0f"),
           fr(text, c), fr(binr, c)))
     P("")
     prods = [b for b in bench if b.get("bench") == "sgemm_product"]
@@ -482,7 +483,7 @@ for ((i = 1; i <= runs; i++)); do
 done
 
 # ---- 4. micro benchmarks --------------------------------------------------------
-# the worker of a 1+1 job gets nproc OpenBLAS threads (launch/funnel-local)
+# the worker of a 1+1 job gets nproc tower threads (launch/funnel-local)
 micro_step() {
   local name=$1 limit=$2
   shift 2
@@ -490,7 +491,9 @@ micro_step() {
 }
 # measured with 1 thread and with the worker's count: on a busy machine one
 # thread can beat two, and the ceiling is the better of them
-want sgemm && micro_step sgemm 900 "$micro" sgemm --reps "$runs" --threads "$( ((wthreads == 1)) && echo 1 || echo "1,$wthreads")"
+# and as training runs them: rows split among the worker's tower threads
+want sgemm && micro_step sgemm 900 "$micro" sgemm --reps "$runs" --threads "$( ((wthreads == 1)) && echo 1 || echo "1,$wthreads")" \
+  $( ((wthreads > 1)) && echo "--split $wthreads")
 want loopback && micro_step loopback 1800 "$micro" loopback --mb 2000 --reps "$runs"
 want server && micro_step server 3600 "$micro" server --seconds "$secs" --reps "$runs"
 want memory && micro_step memory 3600 "$micro" memory --rows "$memrows" --reps "$runs"
