@@ -27,6 +27,7 @@
 #include <float.h>
 #include <lz4.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -525,24 +526,56 @@ uint8_t *wire_codec_take(wire_codec *c)
 }
 
 /* Below this, ZeroMQ copies the bytes into the message itself (or keeps
- * them inline, under 33 bytes), cheaper than a malloc and free. */
+ * them inline, under 33 bytes), cheaper than handing a buffer over. */
 #define WIRE_ZEROCOPY_MIN 16384
 
-static void free_sent(void *data, void *hint)
+/* Buffers ZeroMQ has finished sending come back here (from its I/O thread)
+ * and go to the next codec that hands one over, so zero-copy sends do not
+ * allocate once warm.  Process-wide: a message may be freed after the codec
+ * that sent it is gone. */
+#define WIRE_POOL 8
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uint8_t *p; size_t cap; } pool[WIRE_POOL];
+static int pool_n;
+
+static void recycle(void *data, void *hint)
 {
-    (void)hint;
+    pthread_mutex_lock(&pool_mu);
+    if (pool_n < WIRE_POOL) {
+        pool[pool_n].p = data;
+        pool[pool_n].cap = (size_t)(uintptr_t)hint;
+        pool_n++;
+        data = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
     free(data);
+}
+
+/* The codec's buffer after its old one went out: the pool's largest. */
+static void refill(wire_codec *c)
+{
+    pthread_mutex_lock(&pool_mu);
+    int best = -1;
+    for (int i = 0; i < pool_n; i++)
+        if (best < 0 || pool[i].cap > pool[best].cap) best = i;
+    if (best >= 0) {
+        c->buf = pool[best].p;
+        c->buf_cap = pool[best].cap;
+        pool[best] = pool[--pool_n];
+    }
+    pthread_mutex_unlock(&pool_mu);
 }
 
 int wire_send(void *sock, wire_codec *c, const uint8_t *buf, size_t len, int flags)
 {
     if (len < WIRE_ZEROCOPY_MIN || buf != c->buf) return zmq_send(sock, buf, len, flags) < 0 ? -1 : 0;
     zmq_msg_t msg;
-    if (zmq_msg_init_data(&msg, c->buf, len, free_sent, NULL)) return -1; /* the codec keeps its buffer */
+    if (zmq_msg_init_data(&msg, c->buf, len, recycle, (void *)(uintptr_t)c->buf_cap)) return -1; /* the codec keeps its buffer */
     wire_codec_take(c); /* the message owns it now */
+    refill(c);
     if (zmq_msg_send(&msg, sock, flags) < 0) {
         int e = zmq_errno();
-        zmq_msg_close(&msg); /* frees the buffer */
+        zmq_msg_close(&msg); /* gives the buffer back */
         errno = e;
         return -1;
     }

@@ -137,8 +137,10 @@ int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, si
 uint8_t *wire_codec_take(wire_codec *c);
 
 /* Sends the last wire_encode of c (buf, len = its *out, *out_len) on a
- * ZeroMQ socket with zmq flags `flags`: large messages without a copy
- * (wire_codec_take), small ones copied.  0, or -1 with zmq_errno() set. */
+ * ZeroMQ socket with zmq flags `flags`: large messages without a copy (the
+ * buffer goes with the message and comes back to a process-wide pool when
+ * ZeroMQ is done with it; the codec takes a pooled one for its next
+ * encode), small ones copied.  0, or -1 with zmq_errno() set. */
 int wire_send(void *sock, wire_codec *c, const uint8_t *buf, size_t len, int flags);
 
 /* Decodes one message of len bytes.  Returns FN_OK and fills m, or an error
