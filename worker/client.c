@@ -13,6 +13,22 @@
 #include "hash.h"
 #include "log.h"
 
+/* A reply's handler: checks it and takes what it carries. */
+typedef int (*reply_fn)(ps_client *c, int s, const wire_msg *m, void *ud);
+
+/* An outstanding request: its sequence number, the request itself (to send
+ * again; its keys, values and text stay put until the reply is in), the
+ * reply type it wants and what to do with the reply.  A worker has at most
+ * a pushed step and the next batch's pull out at a server at once. */
+#define PS_MAX_OUT 4
+typedef struct {
+    uint64_t seq;
+    wire_msg req;
+    uint8_t want_type;
+    reply_fn on_reply;
+    void *ud;
+} pending;
+
 struct ps_client {
     int n;
     void **sock;
@@ -22,8 +38,8 @@ struct ps_client {
     wire_enc enc, pull_enc;
     wire_codec *tx, *rx;
     uint64_t seq;
-    uint64_t *want_seq;      /* per server: seq of the outstanding request, 0 = none */
-    wire_msg *req;           /* per server: that request, to send again */
+    pending *out;            /* per server: PS_MAX_OUT outstanding requests, oldest first */
+    int *n_out;              /* per server: how many */
     zmq_pollitem_t *items;
     ps_client_stats stats;
 };
@@ -55,12 +71,12 @@ int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpo
     c->pull_enc = pull_enc;
     c->sock = calloc((size_t)n_servers, sizeof *c->sock);
     c->endpoint = calloc((size_t)n_servers, sizeof *c->endpoint);
-    c->want_seq = calloc((size_t)n_servers, sizeof *c->want_seq);
+    c->out = calloc((size_t)n_servers * PS_MAX_OUT, sizeof *c->out);
+    c->n_out = calloc((size_t)n_servers, sizeof *c->n_out);
     c->items = calloc((size_t)n_servers, sizeof *c->items);
-    c->req = calloc((size_t)n_servers, sizeof *c->req);
     c->tx = wire_codec_new();
     c->rx = wire_codec_new();
-    if (!c->sock || !c->endpoint || !c->want_seq || !c->items || !c->req || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
+    if (!c->sock || !c->endpoint || !c->out || !c->n_out || !c->items || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
     for (int s = 0; s < n_servers; s++) {
         c->endpoint[s] = strdup(endpoints[s]);
         c->sock[s] = zmq_socket(ctx, ZMQ_DEALER);
@@ -102,7 +118,7 @@ void ps_client_close(ps_client **cp)
         if (c->sock && c->sock[s]) zmq_close(c->sock[s]);
         if (c->endpoint) free(c->endpoint[s]);
     }
-    free(c->sock); free(c->endpoint); free(c->want_seq); free(c->items); free(c->req);
+    free(c->sock); free(c->endpoint); free(c->out); free(c->n_out); free(c->items);
     wire_codec_destroy(&c->tx);
     wire_codec_destroy(&c->rx);
     free(c);
@@ -125,40 +141,40 @@ static int send_encoded(ps_client *c, int s, const wire_msg *m)
     return FN_OK;
 }
 
-static int send_msg(ps_client *c, int s, wire_msg *m)
+static int send_msg(ps_client *c, int s, wire_msg *m, uint8_t want_type, reply_fn on_reply, void *ud)
 {
+    if (c->n_out[s] == PS_MAX_OUT) return fn_fail(FN_EINVAL, "over %d requests outstanding at server %d", PS_MAX_OUT, s);
     m->seq = ++c->seq;
     int rc = send_encoded(c, s, m);
     if (rc) return rc;
-    c->want_seq[s] = m->seq;
-    c->req[s] = *m; /* its keys, values and text stay put until the round ends */
+    c->out[(size_t)s * PS_MAX_OUT + (size_t)c->n_out[s]++] =
+        (pending){.seq = m->seq, .req = *m, .want_type = want_type, .on_reply = on_reply, .ud = ud};
     c->stats.requests++;
     return FN_OK;
 }
 
-/* Receives the reply of every server with an outstanding request, calling
- * on_reply for each.  The deadline covers the whole round.  A request not
- * answered after timeout/8 (at least 1 s) is sent again, then after twice
- * that, and so on until the deadline (at most 3 retries with the defaults):
- * a reply lost with a dropped connection costs a second, not the job.  The
- * server answers a retried push from its record without applying it twice
+/* Receives the reply of every outstanding request, handing each to its
+ * handler.  The deadline covers the whole round.  A request not answered
+ * after timeout/8 (at least 1 s) is sent again, then after twice that, and
+ * so on until the deadline (at most 3 retries with the defaults): a reply
+ * lost with a dropped connection costs a second, not the job.  The server
+ * answers a retried push from its record without applying it twice
  * (ps/server.c); pulls and statistics are safe to repeat; checkpoint,
- * export and restore are never retried. */
-typedef int (*reply_fn)(ps_client *c, int s, const wire_msg *m, void *ud);
-
-static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, void *ud)
+ * export and restore are never retried.  A reply whose sequence number is
+ * not outstanding (a late duplicate) is dropped. */
+static int await_replies(ps_client *c)
 {
     long long start = now_ms(), deadline = start + c->timeout_ms;
     long long gap = c->timeout_ms / 8 > 1000 ? c->timeout_ms / 8 : 1000, next_retry = start + gap;
-    int pending = 0, rc = FN_OK;
-    for (int s = 0; s < c->n; s++) pending += c->want_seq[s] != 0;
+    int pending_n = 0, rc = FN_OK;
+    for (int s = 0; s < c->n; s++) pending_n += c->n_out[s];
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    while (pending > 0) {
+    while (pending_n > 0) {
         long long left = deadline - now_ms();
         if (left <= 0) {
             for (int s = 0; s < c->n; s++)
-                if (c->want_seq[s]) {
+                if (c->n_out[s]) {
                     rc = fn_fail(FN_EPEERLOST, "server %d at %s did not answer within %d s", s, c->endpoint[s], c->timeout_ms / 1000);
                     break;
                 }
@@ -166,13 +182,14 @@ static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, voi
         }
         long long now = now_ms();
         if (now >= next_retry) {
-            for (int s = 0; s < c->n && !rc; s++) {
-                const wire_msg *q = &c->req[s];
-                if (!c->want_seq[s] || (q->type == WIRE_CTRL_REQ && q->code != WIRE_CTRL_PING && q->code != WIRE_CTRL_STATS)) continue;
-                log_warn("no reply from server %d at %s for %lld ms: sending the request again", s, c->endpoint[s], now - start);
-                rc = send_encoded(c, s, q);
-                c->stats.retries++;
-            }
+            for (int s = 0; s < c->n && !rc; s++)
+                for (int k = 0; k < c->n_out[s] && !rc; k++) {
+                    const wire_msg *q = &c->out[(size_t)s * PS_MAX_OUT + (size_t)k].req;
+                    if (q->type == WIRE_CTRL_REQ && q->code != WIRE_CTRL_PING && q->code != WIRE_CTRL_STATS) continue;
+                    log_warn("no reply from server %d at %s for %lld ms: sending the request again", s, c->endpoint[s], now - start);
+                    rc = send_encoded(c, s, q);
+                    c->stats.retries++;
+                }
             if (rc) break;
             gap *= 2;
             next_retry = now + gap;
@@ -192,24 +209,29 @@ static int await_replies(ps_client *c, uint8_t want_type, reply_fn on_reply, voi
             wire_msg m;
             int drc = wire_decode(c->rx, zmq_msg_data(&msg), zmq_msg_size(&msg), &m);
             if (drc) { rc = fn_fail(drc, "bad reply from server %d at %s: %s", s, c->endpoint[s], fn_err_msg()); break; }
-            if (m.seq != c->want_seq[s]) {
-                log_warn("ignoring a stale reply from server %d (seq %llu, want %llu)", s, (unsigned long long)m.seq, (unsigned long long)c->want_seq[s]);
+            pending *q = c->out + (size_t)s * PS_MAX_OUT;
+            int k = 0;
+            while (k < c->n_out[s] && q[k].seq != m.seq) k++;
+            if (k == c->n_out[s]) {
+                log_warn("ignoring a stale reply from server %d (seq %llu)", s, (unsigned long long)m.seq);
                 continue;
             }
-            c->want_seq[s] = 0;
-            pending--;
+            pending p = q[k];
+            memmove(q + k, q + k + 1, sizeof *q * (size_t)(c->n_out[s] - k - 1));
+            c->n_out[s]--;
+            pending_n--;
             if (m.type == WIRE_ERROR_REP) {
                 rc = fn_fail(m.code ? (int)m.code : FN_EBADMSG, "server %d at %s refused the request: %s", s, c->endpoint[s], m.text ? m.text : "");
                 break;
             }
-            if (m.type != want_type) { rc = fn_fail(FN_EBADMSG, "server %d sent a reply of type %d, want %d", s, m.type, want_type); break; }
-            rc = on_reply(c, s, &m, ud);
+            if (m.type != p.want_type) { rc = fn_fail(FN_EBADMSG, "server %d sent a reply of type %d, want %d", s, m.type, p.want_type); break; }
+            rc = p.on_reply(c, s, &m, p.ud);
         }
         if (rc) break;
     }
     zmq_msg_close(&msg);
     if (rc) /* a failed round leaves nothing outstanding we still wait for */
-        for (int s = 0; s < c->n; s++) c->want_seq[s] = 0;
+        for (int s = 0; s < c->n; s++) c->n_out[s] = 0;
     return rc;
 }
 
@@ -233,13 +255,19 @@ int ps_client_pull_send(ps_client *c, embed_table *e, int readonly)
         if (!n) continue;
         wire_msg m = {.type = WIRE_PULL_REQ, .enc = (uint8_t)c->pull_enc, .table = (uint16_t)e->table, .dim = (uint16_t)e->dim, .n = n,
                       .code = readonly ? 1u : 0u, .keys = e->srv_keys + a};
-        int rc = send_msg(c, s, &m);
+        int rc = send_msg(c, s, &m, WIRE_PULL_REP, on_pull_reply, e);
         if (rc) return rc;
     }
     return FN_OK;
 }
 
-int ps_client_pull_wait(ps_client *c, embed_table *e) { return await_replies(c, WIRE_PULL_REP, on_pull_reply, e); }
+int ps_client_pull_wait(ps_client *c, embed_table *e)
+{
+    (void)e; /* its replies know it */
+    return await_replies(c);
+}
+
+int ps_client_wait(ps_client *c) { return await_replies(c); }
 
 int ps_client_pull(ps_client *c, embed_table *e, int readonly)
 {
@@ -256,7 +284,7 @@ static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)
     return FN_OK;
 }
 
-int ps_client_push(ps_client *c, embed_table *e, int worker, int workers)
+int ps_client_push_send(ps_client *c, embed_table *e, int worker, int workers)
 {
     const int D = e->dim;
     for (size_t j = 0; j < e->n_uniq; j++)
@@ -267,10 +295,16 @@ int ps_client_push(ps_client *c, embed_table *e, int worker, int workers)
         wire_msg m = {.type = WIRE_PUSH_REQ, .enc = (uint8_t)c->enc, .table = (uint16_t)e->table, .dim = (uint16_t)D,
                       .n = n, .code = workers >= 2 ? (uint32_t)workers << 16 | (uint32_t)worker : 0,
                       .keys = n ? e->srv_keys + a : NULL, .values = n ? e->scratch + (size_t)a * D : NULL};
-        int rc = send_msg(c, s, &m);
+        int rc = send_msg(c, s, &m, WIRE_PUSH_REP, on_push_reply, e);
         if (rc) return rc;
     }
-    return await_replies(c, WIRE_PUSH_REP, on_push_reply, e);
+    return FN_OK;
+}
+
+int ps_client_push(ps_client *c, embed_table *e, int worker, int workers)
+{
+    int rc = ps_client_push_send(c, e, worker, workers);
+    return rc ? rc : await_replies(c);
 }
 
 typedef struct { char *reply; size_t cap; } ctrl_ud;
@@ -287,8 +321,7 @@ static int on_ctrl_reply(ps_client *c, int s, const wire_msg *m, void *ud)
 int ps_client_ctrl(ps_client *c, int server, int op, const char *arg, char *reply, size_t cap)
 {
     wire_msg m = {.type = WIRE_CTRL_REQ, .code = (uint32_t)op, .text = arg, .text_len = arg ? (uint32_t)strlen(arg) : 0};
-    int rc = send_msg(c, server, &m);
-    if (rc) return rc;
     ctrl_ud u = {reply, cap};
-    return await_replies(c, WIRE_CTRL_REP, on_ctrl_reply, &u);
+    int rc = send_msg(c, server, &m, WIRE_CTRL_REP, on_ctrl_reply, &u);
+    return rc ? rc : await_replies(c);
 }

@@ -43,6 +43,16 @@ int ps_client_pull(ps_client *c, embed_table *e, int readonly);
 int ps_client_pull_send(ps_client *c, embed_table *e, int readonly);
 int ps_client_pull_wait(ps_client *c, embed_table *e);
 
+/* ps_client_push without waiting: the replies are taken by the next wait
+ * (ps_client_pull_wait, ps_client_wait, or any blocking call).  e must stay
+ * as it is until then (a retry sends it again).  Requests to a server are
+ * answered in the order sent, so a pull sent after it reads its rows with
+ * this push applied (one worker: no round holds it back). */
+int ps_client_push_send(ps_client *c, embed_table *e, int worker, int workers);
+
+/* Waits for every reply outstanding. */
+int ps_client_wait(ps_client *c);
+
 /* Pushes e->grads for e's unique keys.  With workers >= 2 the push is one
  * worker's part of a synchronous round: every server gets a push (empty
  * ones too) tagged with (worker, workers), and answers once all workers'

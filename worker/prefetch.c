@@ -4,8 +4,9 @@
  * READY (filled, not yet handed out) or HELD (handed out, not released).
  * The thread fills slots in ring order; prefetch_next hands them out in the
  * same order and prefetch_release frees the oldest held one, so the
- * consumer can hold two batches (the one in the towers and the next, whose
- * rows are being pulled) while the thread reads a third. */
+ * consumer can hold three batches (the last one, while its push is out; the
+ * one in the towers; the next, whose rows are being pulled) while the
+ * thread reads a fourth. */
 #include "prefetch.h"
 
 #include <pthread.h>
@@ -15,7 +16,7 @@
 
 #include "fn_error.h"
 
-#define PF_SLOTS 3
+#define PF_SLOTS 4
 enum { FREE = 0, READY, HELD };
 
 typedef struct {

@@ -29,7 +29,7 @@ int prefetch_start(prefetch **out, fn_reader *r, int max, const embed_table *sha
 /* The next batch (b->n == 0 at the end of the partition), its prepared
  * embedding tables (emb[k] for table k: keys de-duplicated and grouped by
  * server; rows and grads are the caller's to fill) and the reader's position
- * after it.  Both stay valid until released.  The caller holds at most two
+ * after it.  Both stay valid until released.  The caller holds at most three
  * batches at a time.  After the end marker, every call answers the end
  * marker again until prefetch_rewind.  Returns the reader's error, if it
  * had one. */

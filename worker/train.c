@@ -546,12 +546,21 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
      * timing (a retried pull reads the same state too).  After a checkpoint
      * the next batch is pulled again, so a resumed run matches. */
     const int ahead = !c->sync_pulls;
+    /* Push-behind (one worker, with pull-ahead): a step's push goes out and
+     * the worker moves on; its reply is taken with the next batch's pull.
+     * A server answers a worker's requests in order, so the pull for batch
+     * n+2, sent after push n, reads it applied: the rows are those
+     * pull-ahead reads anyway.  (Several workers push in rounds, which a
+     * server answers only when complete: they wait.)  Before a checkpoint,
+     * an evaluation or the end every push is waited for. */
+    const int behind = ahead && t.size == 1;
     for (epoch = epoch0; epoch < c->epochs; epoch++) {
         if (epoch != epoch0) prefetch_rewind(pf);
         const fn_batch *b, *nb = NULL;
         embed_table *emb, *nemb = NULL;
         uint64_t npos[2];
-        int pulled = 0; /* this batch's rows came with the last step */
+        int pulled = 0;     /* this batch's rows came with the last step */
+        int held_prev = 0;  /* the last step's batch is still held: its push is out */
         for (;;) {
             double ta = now_s(), tb;
             if (nb) {
@@ -595,8 +604,14 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 }
                 t.tm[TM_PULL] += (ta = now_s()) - tb;
                 tb = ta;
-                for (int k = 0; k < t.m.n_tables; k++)
-                    if ((rc = ps_client_push(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
+                if (behind) {
+                    if ((rc = ps_client_wait(t.client))) fail_job("push", rc); /* the last step's, if not in yet */
+                    for (int k = 0; k < t.m.n_tables; k++)
+                        if ((rc = ps_client_push_send(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
+                } else {
+                    for (int k = 0; k < t.m.n_tables; k++)
+                        if ((rc = ps_client_push(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
+                }
                 float *x = t.grads + np;
                 x[X_N] = (float)b->n;
                 for (int k = 0; k < TASK_COUNT; k++) { x[X_LOSS + k] = (float)(loss[k] * cnt[k]); x[X_CNT + k] = (float)cnt[k]; }
@@ -634,6 +649,9 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 memset(win_loss, 0, sizeof win_loss);
                 memset(win_cnt, 0, sizeof win_cnt);
             }
+            if (((c->checkpoint_every && t.step % c->checkpoint_every == 0) || (c->eval_every && c->test && t.step % c->eval_every == 0)) &&
+                (rc = ps_client_wait(t.client)))
+                fail_job("push", rc); /* this step's pushes applied first */
             if (c->checkpoint_every && t.step % c->checkpoint_every == 0) {
                 double paused = now_s();
                 checkpoint(&t, pos, epoch);
@@ -645,8 +663,12 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 if ((rc = evaluate(&t, epoch + 1, paused - t0 - 0, 0, 0))) fail_job("evaluation", rc);
                 t0 += now_s() - paused; /* evaluation time is not training time */
             }
-            prefetch_release(pf); /* this step's batch */
+            /* this step's batch, or with push-behind the last step's (its
+             * push is answered: ps_client_wait ran this step) */
+            if (!behind || held_prev) prefetch_release(pf);
+            held_prev = behind && b->n > 0;
         }
+        if ((rc = ps_client_wait(t.client))) fail_job("push", rc); /* before the batches are read again */
     }
     prefetch_stop(&pf);
     train_time = now_s() - t0;
