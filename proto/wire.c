@@ -517,14 +517,6 @@ void wire_codec_destroy(wire_codec **c)
     *c = NULL;
 }
 
-uint8_t *wire_codec_take(wire_codec *c)
-{
-    uint8_t *b = c->buf;
-    c->buf = NULL;
-    c->buf_cap = 0;
-    return b;
-}
-
 /* Below this, ZeroMQ copies the bytes into the message itself (or keeps
  * them inline, under 33 bytes), cheaper than handing a buffer over. */
 #define WIRE_ZEROCOPY_MIN 16384
@@ -571,7 +563,8 @@ int wire_send(void *sock, wire_codec *c, const uint8_t *buf, size_t len, int fla
     if (len < WIRE_ZEROCOPY_MIN || buf != c->buf) return zmq_send(sock, buf, len, flags) < 0 ? -1 : 0;
     zmq_msg_t msg;
     if (zmq_msg_init_data(&msg, c->buf, len, recycle, (void *)(uintptr_t)c->buf_cap)) return -1; /* the codec keeps its buffer */
-    wire_codec_take(c); /* the message owns it now */
+    c->buf = NULL; /* the message owns it now */
+    c->buf_cap = 0;
     refill(c);
     if (zmq_msg_send(&msg, sock, flags) < 0) {
         int e = zmq_errno();

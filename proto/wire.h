@@ -130,12 +130,6 @@ size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
  * Returns FN_OK or FN_EINVAL (unsorted keys, bad sizes) / FN_ENOMEM. */
 int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, size_t *out_len);
 
-/* Hands the buffer of the last wire_encode (its *out) to the caller, who
- * must free() it; the codec allocates a fresh one at its next encode.  What
- * a zero-copy send is made of: ZeroMQ frees the buffer once it is on the
- * wire (wire_send). */
-uint8_t *wire_codec_take(wire_codec *c);
-
 /* Sends the last wire_encode of c (buf, len = its *out, *out_len) on a
  * ZeroMQ socket with zmq flags `flags`: large messages without a copy (the
  * buffer goes with the message and comes back to a process-wide pool when

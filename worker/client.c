@@ -261,18 +261,12 @@ int ps_client_pull_send(ps_client *c, embed_table *e, int readonly)
     return FN_OK;
 }
 
-int ps_client_pull_wait(ps_client *c, embed_table *e)
-{
-    (void)e; /* its replies know it */
-    return await_replies(c);
-}
-
 int ps_client_wait(ps_client *c) { return await_replies(c); }
 
 int ps_client_pull(ps_client *c, embed_table *e, int readonly)
 {
     int rc = ps_client_pull_send(c, e, readonly);
-    return rc ? rc : ps_client_pull_wait(c, e);
+    return rc ? rc : await_replies(c);
 }
 
 static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)

@@ -37,14 +37,13 @@ void ps_client_close(ps_client **c);
  * and are not created (evaluation, prediction). */
 int ps_client_pull(ps_client *c, embed_table *e, int readonly);
 
-/* ps_client_pull in two halves, so the caller can work while the servers
- * answer: send the requests, later wait for the replies.  No other request
- * may go out in between. */
+/* ps_client_pull without waiting, so the caller can work while the servers
+ * answer: e->rows is filled by the next wait (ps_client_wait, or any
+ * blocking call).  e must stay as it is until then. */
 int ps_client_pull_send(ps_client *c, embed_table *e, int readonly);
-int ps_client_pull_wait(ps_client *c, embed_table *e);
 
 /* ps_client_push without waiting: the replies are taken by the next wait
- * (ps_client_pull_wait, ps_client_wait, or any blocking call).  e must stay
+ * (ps_client_wait, or any blocking call).  e must stay
  * as it is until then (a retry sends it again).  Requests to a server are
  * answered in the order sent, so a pull sent after it reads its rows with
  * this push applied (one worker: no round holds it back). */

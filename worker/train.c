@@ -31,6 +31,12 @@
 /* extras appended to the dense gradients in the per-step allreduce */
 enum { X_N, X_LOSS, X_CNT = X_LOSS + TASK_COUNT, X_CLK = X_CNT + TASK_COUNT, X_BUY, X_COUNT };
 
+/* Where a training step's time goes, per worker: waiting for the reading
+ * thread's batch, pulling and pooling, the towers (and the embeddings'
+ * backward), pushing, and the dense allreduce with Adam. */
+enum { TM_DATA, TM_PULL, TM_TOWERS, TM_PUSH, TM_SYNC, TM_COUNT };
+static const char *const tm_name[TM_COUNT] = {"data", "pull", "towers", "push", "allreduce"};
+
 typedef struct {
     const train_conf *c;
     MPI_Comm comm;
@@ -39,7 +45,7 @@ typedef struct {
     model m;
     model_ws ws;
     par *pool;             /* the towers' threads */
-    double tm[5];          /* this worker's training seconds by phase (TM_*) */
+    double tm[TM_COUNT];   /* this worker's training seconds by phase */
     float *grads;          /* n_params + X_COUNT: the allreduce buffer */
     float *adam_m, *adam_v;
     nn_adam adam;
@@ -64,12 +70,6 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-
-/* Where a training step's time goes, per worker: waiting for the reading
- * thread's batch, pulling and pooling, the towers (and the embeddings'
- * backward), pushing, and the dense allreduce with Adam. */
-enum { TM_DATA, TM_PULL, TM_TOWERS, TM_PUSH, TM_SYNC };
-static const char *const tm_name[5] = {"data", "pull", "towers", "push", "allreduce"};
 
 static char resume_hint[2048];
 
@@ -157,12 +157,12 @@ static long resume(trainer *t, fn_reader *r)
     return (long)w.epoch;
 }
 
-/* Pulls the rows of tables emb (prepared for b), pools: after it, ws.x
- * holds the batch's tower input. */
-static int pull_pool(trainer *t, const fn_batch *b, embed_table *emb, int readonly)
+/* Pulls the rows of tables emb (prepared for b) unless they are in already,
+ * pools: after it, ws.x holds the batch's tower input. */
+static int pull_pool(trainer *t, const fn_batch *b, embed_table *emb, int readonly, int pulled)
 {
     for (int k = 0; k < t->m.n_tables; k++) {
-        int rc = ps_client_pull(t->client, &emb[k], readonly);
+        int rc = pulled ? FN_OK : ps_client_pull(t->client, &emb[k], readonly);
         if (rc) return rc;
         embed_pool(&emb[k], b, t->ws.x[k]);
     }
@@ -176,7 +176,7 @@ static int lookup(trainer *t, const fn_batch *b, int readonly)
         int rc = embed_prepare(&t->emb[k], b);
         if (rc) return rc;
     }
-    return pull_pool(t, b, t->emb, readonly);
+    return pull_pool(t, b, t->emb, readonly, 0);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -366,7 +366,7 @@ static int evaluate(trainer *t, long epoch, double train_seconds, double train_r
                    "\"train_examples_per_sec\":%.1f,\"test_examples\":%zu,\"test_bad_lines\":%llu,\"eval_seconds\":%.3f",
                 c->model, t->step, epoch, final ? "true" : "false", t->n_imp, train_seconds, train_rate, all.n, bad_all, 0.0);
         fprintf(f, ",\"tower_threads\":%d,\"worker0_seconds\":{", par_threads(t->pool));
-        for (int k = 0; k < 5; k++) fprintf(f, "%s\"%s\":%.3f", k ? "," : "", tm_name[k], t->tm[k]);
+        for (int k = 0; k < TM_COUNT; k++) fprintf(f, "%s\"%s\":%.3f", k ? "," : "", tm_name[k], t->tm[k]);
         fputc('}', f);
         rc = task_metrics(t, &all, f, res);
         if (!rc && t->have_truth) rc = truth_metrics(t, &all, f);
@@ -576,10 +576,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
             memset(t.grads, 0, sizeof(float) * (size_t)(np + X_COUNT));
             t.tm[TM_DATA] += (tb = now_s()) - ta;
             if (b->n > 0) {
-                for (int k = 0; k < t.m.n_tables; k++) {
-                    if (!pulled && (rc = ps_client_pull(t.client, &emb[k], 0))) fail_job("pull", rc);
-                    embed_pool(&emb[k], b, t.ws.x[k]);
-                }
+                if ((rc = pull_pool(&t, b, emb, 0, pulled))) fail_job("pull", rc);
                 int sent = 0;
                 if (ahead) {
                     if ((rc = prefetch_next(pf, &nb, &nemb, npos))) fail_job("reading training data", rc);
@@ -597,7 +594,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 t.tm[TM_TOWERS] += (tb = now_s()) - ta;
                 pulled = 0;
                 if (sent) { /* the next batch's rows; a second table's after the first's */
-                    if ((rc = ps_client_pull_wait(t.client, &nemb[0]))) fail_job("pull", rc);
+                    if ((rc = ps_client_wait(t.client))) fail_job("pull", rc);
                     for (int k = 1; k < t.m.n_tables; k++)
                         if ((rc = ps_client_pull(t.client, &nemb[k], 0))) fail_job("pull", rc);
                     pulled = 1;
@@ -622,7 +619,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                     if ((rc = ps_client_push(t.client, &emb[k], t.rank, t.size))) fail_job("push", rc);
             }
             t.tm[TM_PUSH] += (ta = now_s()) - tb;
-            /* after this, every worker's pushes of the step are applied */
+            /* after this, every worker's pushes of the step are applied, or
+             * with push-behind sent (a later pull reads them applied) */
             MPI_Allreduce(MPI_IN_PLACE, t.grads, (int)(np + X_COUNT), MPI_FLOAT, MPI_SUM, comm);
             const float *x = t.grads + np;
             if (x[X_N] == 0) break;

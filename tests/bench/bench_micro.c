@@ -179,6 +179,53 @@ static void tower_step(tower *t, const float *x, float *dx, int B)
     }
 }
 
+/* FLOP per impression: per layer forward + dW + d(in), 2*I*O each, both towers */
+static double tower_flop_per_imp(void)
+{
+    double f = 0;
+    for (int l = 0; l < N_LAYERS; l++) f += 3.0 * 2.0 * tower_w[l] * tower_w[l + 1];
+    return 2 * f;
+}
+
+/* Times whole training steps of B impressions (step(arg) after a warm-up),
+ * reps repetitions of `seconds` each, and prints the bench=sgemm line:
+ * threads (OpenBLAS's, or the tower threads when split). */
+static void time_steps(void (*step)(void *), void *arg, int B, double seconds, int reps, int threads, int split)
+{
+    const double flop_imp = tower_flop_per_imp();
+    double g[64], ips[64];
+    int nr = reps < 64 ? reps : 64;
+    step(arg); /* warm-up */
+    for (int r = 0; r < nr; r++) {
+        long it = 0;
+        double t0 = now_s(), t;
+        do {
+            step(arg);
+            it++;
+            t = now_s() - t0;
+        } while (t < seconds);
+        g[r] = it * (double)B * flop_imp / t / 1e9;
+        ips[r] = it * (double)B / t;
+    }
+    double gm = median(g, nr);
+    printf("bench=sgemm threads=%d%s batch=%d flop_per_imp=%.0f gflops=%.3f gflops_min=%.3f gflops_max=%.3f ceiling_imp_per_s=%.0f reps=%d\n",
+           threads, split ? " split=1" : "", B, flop_imp, gm, g[0], g[nr - 1], median(ips, nr), nr);
+}
+
+typedef struct {
+    tower *tw;
+    const float *x;
+    float *dx;
+    int B;
+} towers_arg;
+
+static void towers_step(void *arg)
+{
+    towers_arg *a = arg;
+    tower_step(&a->tw[0], a->x, a->dx, a->B);
+    tower_step(&a->tw[1], a->x, a->dx, a->B);
+}
+
 /* One thread count: each product alone, then whole training steps. */
 static void sgemm_once(int B, double seconds, int reps)
 {
@@ -186,10 +233,6 @@ static void sgemm_once(int B, double seconds, int reps)
     tower tw[2];
     for (int k = 0; k < 2; k++) tower_init(&tw[k], B, &seed);
     float *x = randbuf((size_t)B * tower_w[0], &seed), *dx = randbuf((size_t)B * tower_w[0], &seed);
-    /* FLOP per impression: per layer forward + dW + d(in), 2*I*O each, both towers */
-    double flop_imp = 0;
-    for (int l = 0; l < N_LAYERS; l++) flop_imp += 3.0 * 2.0 * tower_w[l] * tower_w[l + 1];
-    flop_imp *= 2;
     printf("# openblas: %s, %d thread(s); batch %d; towers %d-%d-%d-%d x2\n", openblas_get_config(), openblas_get_num_threads(), B,
            tower_w[0], tower_w[1], tower_w[2], tower_w[3]);
 
@@ -226,27 +269,27 @@ static void sgemm_once(int B, double seconds, int reps)
         }
 
     /* the whole step, both towers, as training runs it */
-    double g[64], ips[64];
-    int nr = reps < 64 ? reps : 64;
-    tower_step(&tw[0], x, dx, B); /* warm-up */
-    for (int r = 0; r < nr; r++) {
-        long it = 0;
-        double t0 = now_s(), t;
-        do {
-            tower_step(&tw[0], x, dx, B);
-            tower_step(&tw[1], x, dx, B);
-            it++;
-            t = now_s() - t0;
-        } while (t < seconds);
-        g[r] = it * (double)B * flop_imp / t / 1e9;
-        ips[r] = it * (double)B / t;
-    }
-    double gm = median(g, nr);
-    printf("bench=sgemm threads=%d batch=%d flop_per_imp=%.0f gflops=%.3f gflops_min=%.3f gflops_max=%.3f ceiling_imp_per_s=%.0f reps=%d\n",
-           openblas_get_num_threads(), B, flop_imp, gm, g[0], g[nr - 1], median(ips, nr), nr);
+    towers_arg a = {tw, x, dx, B};
+    time_steps(towers_step, &a, B, seconds, reps, openblas_get_num_threads(), 0);
     for (int k = 0; k < 2; k++) tower_free(&tw[k]);
     free(x);
     free(dx);
+}
+
+typedef struct {
+    model *m;
+    model_ws *ws;
+    float *grads, *click, *buy;
+    int B;
+} model_arg;
+
+static void model_step(void *arg)
+{
+    model_arg *a = arg;
+    double loss[TASK_COUNT];
+    int cnt[TASK_COUNT];
+    model_forward(a->m, a->ws, a->B);
+    model_backward(a->m, a->ws, a->B, a->click, a->buy, 1.0f, a->grads, loss, cnt);
 }
 
 /* The reference ESMM's towers through worker/model.c, rows split among T
@@ -273,28 +316,8 @@ static void sgemm_split(int B, double seconds, int reps, int T)
     if (!grads || !click || !buy) die("out of memory");
     memcpy(ws.x[0], x, sizeof(float) * (size_t)B * tower_w[0]);
     for (int i = 0; i < B; i += 25) click[i] = 1;
-    double flop_imp = 0;
-    for (int l = 0; l < N_LAYERS; l++) flop_imp += 3.0 * 2.0 * tower_w[l] * tower_w[l + 1];
-    flop_imp *= 2;
-    double g[64], ips[64], loss[TASK_COUNT];
-    int cnt[TASK_COUNT], nr = reps < 64 ? reps : 64;
-    model_forward(&m, &ws, B); /* warm-up */
-    model_backward(&m, &ws, B, click, buy, 1.0f, grads, loss, cnt);
-    for (int r = 0; r < nr; r++) {
-        long it = 0;
-        double t0 = now_s(), t;
-        do {
-            model_forward(&m, &ws, B);
-            model_backward(&m, &ws, B, click, buy, 1.0f, grads, loss, cnt);
-            it++;
-            t = now_s() - t0;
-        } while (t < seconds);
-        g[r] = it * (double)B * flop_imp / t / 1e9;
-        ips[r] = it * (double)B / t;
-    }
-    double gm = median(g, nr);
-    printf("bench=sgemm threads=%d split=1 batch=%d flop_per_imp=%.0f gflops=%.3f gflops_min=%.3f gflops_max=%.3f ceiling_imp_per_s=%.0f reps=%d\n",
-           T, B, flop_imp, gm, g[0], g[nr - 1], median(ips, nr), nr);
+    model_arg a = {&m, &ws, grads, click, buy, B};
+    time_steps(model_step, &a, B, seconds, reps, T, 1);
     free(x); free(grads); free(click); free(buy);
     model_ws_free(&ws);
     par_close(&pool);
