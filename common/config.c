@@ -83,6 +83,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"bad-lines", FLAG_CHOICE, &c->bad_lines, 0, 0, "skip|stop", "malformed input lines: count and skip, or stop (default skip)", 0, 0},
         {"sync-pulls", FLAG_BOOL, &c->sync_pulls, 0, 0, NULL, "pull a batch's rows after the previous step's pushes are applied (exact synchronous steps) instead of while the previous batch is in the towers (rows one step behind; the default)", 0, 0},
         {"threads", FLAG_INT, &c->threads, 0, 64, NULL, "threads per worker computing the towers, each on a share of the batch's rows (default 0: OpenBLAS's thread count, OPENBLAS_NUM_THREADS or the cores)", 0, 0},
+        {"server-threads", FLAG_INT, &c->server_threads, 0, 16, NULL, "threads per server, each serving one stripe of every table's rows (default 0: the cores of its host shared among the job's processes there, at most 16)", 0, 0},
         {"timeout", FLAG_INT, &c->timeout, 1, 86400, NULL, "seconds a server may take to answer (default 20)", 0, 0},
         {"insecure", FLAG_BOOL, &c->insecure, 0, 0, NULL, "plain TCP: no CURVE authentication and encryption of parameter traffic", 0, 0},
         {"push-encoding", FLAG_CHOICE, &c->push_enc, 0, 0, "f32|f16|i8", "value encoding of pushed gradients (default f32)", 0, 0},
@@ -164,8 +165,8 @@ int config_write_json(const train_conf *c, const char *path, int n_servers, int 
             n_servers, n_workers, c->epochs, c->batch, c->dim, c->seed);
     fprintf(f, "  \"emb_lr\": %g,\n  \"emb_init_acc\": %g,\n  \"init_range\": %g,\n  \"dense_lr\": %g,\n  \"eval_every\": %ld,\n  \"lz4\": %s,\n",
             c->emb_lr, c->emb_init_acc, c->init_range, c->dense_lr, c->eval_every, c->no_lz4 ? "false" : "true");
-    fprintf(f, "  \"secure\": %s,\n  \"threads\": %ld,\n  \"pull_ahead\": %s,\n", c->insecure ? "false" : "true", c->threads,
-            c->sync_pulls ? "false" : "true");
+    fprintf(f, "  \"secure\": %s,\n  \"threads\": %ld,\n  \"server_threads\": %ld,\n  \"pull_ahead\": %s,\n", c->insecure ? "false" : "true",
+            c->threads, c->server_threads, c->sync_pulls ? "false" : "true");
     fprintf(f, "  \"admit_after\": %ld,\n  \"admit_sketch_mb\": %ld,\n  \"max_rows_per_server\": %ld,\n  \"ttl_steps\": %ld,\n",
             c->admit_after, c->admit_sketch_mb, c->max_rows_per_server, c->ttl_steps);
     json_str(f, "evict", c->evict, 1);

@@ -36,6 +36,7 @@ typedef struct {
     long timeout;
     int sync_pulls;                    /* pull after the previous step's pushes (no pull-ahead) */
     long threads;                      /* towers' threads per worker; 0: OpenBLAS's count */
+    long server_threads;               /* threads (table stripes) per server; 0: its host's cores / ranks there */
     int no_lz4;
     const char *push_enc, *pull_enc;
     int insecure;

@@ -35,6 +35,13 @@ static inline uint32_t fn_key_server(uint64_t key, uint32_t n_servers)
     return (uint32_t)(((fn_mix64(key ^ 0xC2B2AE3D27D4EB4Full) >> 32) * n_servers) >> 32);
 }
 
+/* Which of n stripes of a server's table holds key (ps/server.c): a hash
+ * independent of fn_key_server's, so a server's keys spread evenly. */
+static inline uint32_t fn_key_stripe(uint64_t key, uint32_t n)
+{
+    return (uint32_t)(((fn_mix64(key ^ 0x165667B19E3779F9ull) >> 32) * n) >> 32);
+}
+
 /* xoshiro256** seeded by splitmix64. */
 typedef struct { uint64_t s[4]; } fn_rng;
 

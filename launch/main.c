@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -88,6 +89,20 @@ static int write_cluster_json(const char *out, int n_servers, const char *endpoi
                 endpoints + (size_t)s * ENDPOINT_BYTES, s + 1 < n_servers ? "," : "");
     fprintf(f, "]}\n");
     return fclose(f) ? fn_fail(FN_EIO, "%s: write failed", path) : FN_OK;
+}
+
+/* --server-threads, or by default the cores of this host shared among the
+ * job's processes on it (a server alone on a 32-core host serves with 16
+ * threads; on a 2-core laptop running a server and a worker, with 1). */
+static int server_threads(const train_conf *c, const char *hosts, int size, const char *me)
+{
+    if (c->server_threads > 0) return (int)c->server_threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), here = 0;
+    for (int r = 0; r < size; r++) here += !strcmp(hosts + (size_t)r * MPI_MAX_PROCESSOR_NAME, me);
+    long t = cores / (here > 0 ? here : 1);
+    int n = (int)(t < 1 ? 1 : t > PS_MAX_THREADS ? PS_MAX_THREADS : t);
+    log_info("%d thread(s) serving the tables' stripes (--server-threads; %ld cores, %ld processes of the job on this host)", n, cores, here);
+    return n;
 }
 
 static int train_main(int argc, char **argv)
@@ -174,7 +189,8 @@ static int train_main(int argc, char **argv)
                              .opt = server_opt(&c), .seed = (uint64_t)c.seed, .init_range = (float)c.init_range, .lz4 = !c.no_lz4,
                              .keys = &keys, .zap = zap, .admit_after = (uint32_t)c.admit_after,
                              .admit_sketch_bytes = (size_t)c.admit_sketch_mb << 20, .max_rows = (uint64_t)c.max_rows_per_server,
-                             .ttl_steps = (uint32_t)c.ttl_steps, .evict_policy = strcmp(c.evict, "lfu") ? PS_EVICT_LRU : PS_EVICT_LFU};
+                             .ttl_steps = (uint32_t)c.ttl_steps, .evict_policy = strcmp(c.evict, "lfu") ? PS_EVICT_LRU : PS_EVICT_LFU,
+                             .threads = server_threads(&c, hosts, size, me)};
         const char *ep;
         if ((rc = ps_server_new(&srv, zctx, &sc, &ep))) {
             log_error("%s", fn_err_msg());

@@ -75,6 +75,7 @@ struct wire_codec {
     float *vals;       /* decode: n*dim fp32 */
     size_t vals_cap;   /* bytes */
     char *text;        /* decode: text + NUL */
+    int lend;          /* decode: fp32 values stay in the buffer (values_le) */
     size_t text_cap;   /* bytes */
     unsigned lz4_misses; /* encode: LZ4 attempts in a row that did not shrink */
     unsigned lz4_skip;   /* encode: messages to send before trying LZ4 again */
@@ -618,7 +619,26 @@ size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
     return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
 }
 
+void wire_codec_lend(wire_codec *c, int on) { c->lend = on; }
+
 /* ---- encode -------------------------------------------------------------- */
+
+float *wire_values_slot(wire_codec *c, uint32_t n, uint32_t dim)
+{
+#ifdef WIRE_HOST_LE
+    if (dim > WIRE_MAX_DIM) return NULL;
+    uint64_t need = WIRE_HEADER_SIZE + WIRE_BODY_FIXED + values_bytes(n, dim, WIRE_F32) + 8;
+    if (need > (uint64_t)WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD) return NULL;
+    void *q = grow(c->buf, &c->buf_cap, (size_t)need);
+    if (!q) return NULL;
+    c->buf = q;
+    uint8_t *at = c->buf + WIRE_HEADER_SIZE + WIRE_BODY_FIXED; /* as wire_encode lays a keyless body out */
+    return ((uintptr_t)at & 3) ? NULL : (float *)(void *)at;
+#else
+    (void)c, (void)n, (void)dim;
+    return NULL;
+#endif
+}
 
 int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, size_t *out_len)
 {
@@ -658,6 +678,10 @@ int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, si
     if (raw_len > WIRE_MAX_PAYLOAD)
         return fn_fail(FN_EINVAL, "wire: encode: %s payload of %llu bytes over the limit of %u", tn,
                        (unsigned long long)raw_len, WIRE_MAX_PAYLOAD);
+    /* values already in place (wire_values_slot) must stay where they are */
+    if (c->buf && (const void *)m->values == (const void *)(c->buf + WIRE_HEADER_SIZE + WIRE_BODY_FIXED) &&
+        (kbytes || m->text_len || m->enc != WIRE_F32 || WIRE_HEADER_SIZE + raw_len + 8 > c->buf_cap))
+        return fn_fail(FN_EINVAL, "wire: encode: %s values in the codec's slot, but the message has keys, text or another encoding", tn);
     GROW(c, buf, buf_cap, WIRE_HEADER_SIZE + raw_len + 8, "encode"); /* + 8: put_varint stores words */
 
     uint8_t *body = c->buf + WIRE_HEADER_SIZE, *p = body;
@@ -677,7 +701,9 @@ int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, si
     }
     if (hv && nd) {
         switch (m->enc) {
-        case WIRE_F32: put_f32s(p, m->values, nd); break;
+        case WIRE_F32:
+            if ((const void *)m->values != (const void *)p) put_f32s(p, m->values, nd); /* else written in place */
+            break;
         case WIRE_F16: put_f16s(p, m->values, nd); break;
         default:
             for (uint32_t r = 0; r < m->n; r++)
@@ -872,6 +898,11 @@ static int decode_body(wire_codec *c, const uint8_t *p, uint32_t raw_len, wire_m
 
     const uint8_t *vp = kend;
     m->values = NULL;
+#ifdef WIRE_HOST_LE
+    if (hv && nd && m->enc == WIRE_F32 && c->lend) {
+        m->values_le = vp;
+    } else
+#endif
     if (hv && nd) {
         GROW(c, vals, vals_cap, (size_t)nd * sizeof(float), "values");
         float *v = c->vals;

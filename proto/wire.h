@@ -103,6 +103,9 @@ typedef struct {
     uint32_t code;
     const uint64_t *keys;  /* n keys, or NULL */
     const float *values;   /* n*dim floats (decoded to fp32), or NULL */
+    const uint8_t *values_le; /* decode by a lending codec (wire_codec_lend): fp32
+                              values as n*dim little-endian floats in the decoded
+                              buffer, values NULL */
     const char *text;      /* text_len bytes, not NUL-terminated on the wire;
                               on decode the codec adds a NUL after it */
     uint32_t text_len;
@@ -118,6 +121,12 @@ typedef struct wire_codec wire_codec;
 wire_codec *wire_codec_new(void);
 void wire_codec_destroy(wire_codec **c);
 
+/* on: wire_decode of fp32 values on a little-endian host points
+ * m->values_le at them in the buffer decoded (valid as long as it is)
+ * instead of copying them to m->values; a worker copies pulled rows
+ * straight from the received message to its batch. */
+void wire_codec_lend(wire_codec *c, int on);
+
 /* Bound on the raw payload bytes of a message with these sizes. */
 size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
                       wire_enc enc, uint32_t text_len);
@@ -129,6 +138,14 @@ size_t wire_raw_bound(uint32_t n, uint32_t dim, int has_keys, int has_values,
  * (valid until the next call on c) and m->wire_bytes is set.
  * Returns FN_OK or FN_EINVAL (unsorted keys, bad sizes) / FN_ENOMEM. */
 int wire_encode(wire_codec *c, wire_msg *m, int try_lz4, const uint8_t **out, size_t *out_len);
+
+/* Where the next wire_encode on c puts the fp32 values of a message that
+ * carries n rows of dim and no keys (a pull reply): a caller that writes
+ * them there and passes this pointer as m->values (enc WIRE_F32) saves
+ * copying them (a server gathers its rows straight into the reply).  Valid
+ * until the next call on c; NULL when out of memory or on a big-endian host
+ * (then values are passed as usual). */
+float *wire_values_slot(wire_codec *c, uint32_t n, uint32_t dim);
 
 /* Sends the last wire_encode of c (buf, len = its *out, *out_len) on a
  * ZeroMQ socket with zmq flags `flags`: large messages without a copy (the

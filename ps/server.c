@@ -12,6 +12,7 @@
 #include "fn_error.h"
 #include "hash.h"
 #include "log.h"
+#include "par.h"
 #include "procmem.h"
 #include "sketch.h"
 #include "table.h"
@@ -42,7 +43,14 @@ struct ps_server {
     ps_server_conf conf;
     void *sock;
     char endpoint[256];
-    ps_table *tables[PS_MAX_TABLES];
+    int T;                /* stripes of each table = threads serving them */
+    ps_table **tables;    /* [PS_MAX_TABLES * T]: stripe j of table t at t * T + j */
+    par *pool;            /* T threads, the receiving one included */
+    uint64_t *skeys;      /* a request's keys by stripe (split_keys) */
+    uint32_t *sat;        /* ... and their rows in the request */
+    uint8_t *sof;         /* stripe of each key of the request */
+    size_t scap;          /* keys */
+    uint32_t soff[PS_MAX_THREADS + 1]; /* stripe j: skeys[soff[j] .. soff[j+1]) */
     wire_codec *rx, *tx;
     float *vals;          /* pull reply scratch */
     size_t vals_cap;      /* floats */
@@ -72,6 +80,16 @@ int ps_server_new(ps_server **out, void *ctx, const ps_server_conf *conf, const 
     ps_server *s = calloc(1, sizeof *s);
     if (!s) return FN_ENOMEM;
     s->conf = *conf;
+    s->T = conf->threads > 1 ? conf->threads : 1;
+    if (s->T > PS_MAX_THREADS) {
+        free(s);
+        return fn_fail(FN_EINVAL, "server %d: %d threads, at most %d", conf->rank, conf->threads, PS_MAX_THREADS);
+    }
+    s->tables = calloc((size_t)PS_MAX_TABLES * (size_t)s->T, sizeof *s->tables);
+    if (!s->tables || par_open(&s->pool, s->T)) {
+        ps_server_destroy(&s);
+        return fn_fail(FN_ENOMEM, "server %d: cannot start %d threads", conf->rank, conf->threads);
+    }
     s->rx = wire_codec_new();
     s->tx = wire_codec_new();
     s->sock = zmq_socket(ctx, ZMQ_ROUTER);
@@ -121,7 +139,12 @@ void ps_server_destroy(ps_server **sp)
     ps_server *s = *sp;
     if (!s) return;
     if (s->sock) zmq_close(s->sock);
-    for (int t = 0; t < PS_MAX_TABLES; t++) ps_table_destroy(&s->tables[t]);
+    for (int t = 0; s->tables && t < PS_MAX_TABLES * s->T; t++) ps_table_destroy(&s->tables[t]);
+    free(s->tables);
+    par_close(&s->pool);
+    free(s->skeys);
+    free(s->sat);
+    free(s->sof);
     for (int w = 0; s->slots && w < s->round_w; w++) {
         if (s->slots[w].have) zmq_msg_close(&s->slots[w].ident);
         free(s->slots[w].keys);
@@ -139,18 +162,119 @@ void ps_server_destroy(ps_server **sp)
     *sp = NULL;
 }
 
-static ps_table *table_of(ps_server *s, uint16_t id, uint16_t dim, int create, int *rc)
+/* The T stripes of table id (created if absent and `create`), or NULL. */
+static ps_table **table_of(ps_server *s, uint16_t id, uint16_t dim, int create, int *rc)
 {
     *rc = FN_OK;
     if (id >= PS_MAX_TABLES) { *rc = fn_fail(FN_EBADMSG, "table %u out of range (max %d)", id, PS_MAX_TABLES - 1); return NULL; }
     if (dim != s->conf.dim) { *rc = fn_fail(FN_EBADMSG, "dim %u, this job's tables have dim %d", dim, s->conf.dim); return NULL; }
-    if (!s->tables[id] && create) {
-        /* each table draws its initial rows from its own seed */
-        s->tables[id] = ps_table_new(s->conf.dim, &s->conf.opt, s->conf.seed + 0x1000193u * id, s->conf.init_range);
-        if (!s->tables[id]) *rc = fn_fail(FN_ENOMEM, "out of memory creating table %u", id);
-        else ps_table_set_admission(s->tables[id], s->sketch, s->conf.admit_after);
+    ps_table **st = s->tables + (size_t)id * s->T;
+    if (!st[0] && create) {
+        /* each table draws its initial rows from its own seed; its stripes
+         * share it (a row's values depend on the seed and its key) */
+        for (int j = 0; j < s->T && !*rc; j++) {
+            st[j] = ps_table_new(s->conf.dim, &s->conf.opt, s->conf.seed + 0x1000193u * id, s->conf.init_range);
+            if (!st[j]) *rc = fn_fail(FN_ENOMEM, "out of memory creating table %u", id);
+            else ps_table_set_admission(st[j], s->sketch, s->conf.admit_after);
+        }
+        if (*rc)
+            for (int j = 0; j < s->T; j++) ps_table_destroy(&st[j]);
     }
-    return s->tables[id];
+    return st[0] ? st : NULL;
+}
+
+/* Sorts the n keys of a request by stripe (stably: each stripe's stay
+ * sorted) into skeys, with their rows in the request in sat. */
+static int split_keys(ps_server *s, const uint64_t *keys, uint32_t n)
+{
+    if (n > s->scap) {
+        size_t cap = s->scap ? s->scap : 4096;
+        while (cap < n) cap *= 2;
+        uint64_t *k = realloc(s->skeys, cap * sizeof *k);
+        if (k) s->skeys = k;
+        uint32_t *a = realloc(s->sat, cap * sizeof *a);
+        if (a) s->sat = a;
+        uint8_t *o = realloc(s->sof, cap);
+        if (o) s->sof = o;
+        if (!k || !a || !o) return FN_ENOMEM;
+        s->scap = cap;
+    }
+    uint32_t at[PS_MAX_THREADS + 1] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = fn_key_stripe(keys[i], (uint32_t)s->T);
+        s->sof[i] = (uint8_t)j;
+        at[j + 1]++;
+    }
+    for (int j = 0; j < s->T; j++) at[j + 1] += at[j];
+    memcpy(s->soff, at, sizeof(uint32_t) * (size_t)(s->T + 1));
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = at[s->sof[i]]++;
+        s->skeys[p] = keys[i];
+        s->sat[p] = i;
+    }
+    return FN_OK;
+}
+
+enum { OP_PULL, OP_READ, OP_PUSH };
+
+/* One request's work on the stripes; stripe j's on thread j. */
+typedef struct {
+    ps_server *s;
+    ps_table **st;
+    int op;
+    const uint64_t *keys; /* one stripe: the request's own */
+    uint32_t n;
+    float *out;           /* pull: the reply's rows */
+    const float *in;      /* push: the gradients */
+    uint32_t step;
+    int rc[PS_MAX_THREADS];
+} stripe_job;
+
+static void stripe_run(void *arg, int j, int n_threads)
+{
+    (void)n_threads;
+    stripe_job *q = arg;
+    const ps_server *s = q->s;
+    const uint64_t *keys = q->keys;
+    const uint32_t *at = NULL;
+    uint32_t n = q->n;
+    if (s->T > 1) {
+        keys = s->skeys + s->soff[j];
+        at = s->sat + s->soff[j];
+        n = s->soff[j + 1] - s->soff[j];
+    }
+    switch (q->op) {
+    case OP_PULL: q->rc[j] = ps_table_pull_at(q->st[j], keys, at, n, q->out, q->step); break;
+    case OP_READ: ps_table_read_at(q->st[j], keys, at, n, q->out); break;
+    default: q->rc[j] = ps_table_push_at(q->st[j], keys, at, n, q->in, q->step); break;
+    }
+}
+
+/* Pulls (op OP_PULL, OP_READ: rows to out) or pushes (OP_PUSH: gradients
+ * from in) the n keys of a request on table st's stripes. */
+static int serve_stripes(ps_server *s, ps_table **st, int op, const uint64_t *keys, uint32_t n, float *out, const float *in, uint32_t step)
+{
+    stripe_job q = {.s = s, .st = st, .op = op, .keys = keys, .n = n, .out = out, .in = in, .step = step};
+    if (s->T == 1) {
+        stripe_run(&q, 0, 1);
+        return q.rc[0];
+    }
+    if (op == OP_PUSH && s->sketch) {
+        /* pushes count keys in the one sketch the stripes share: one
+         * thread, in the request's order, as a single table would */
+        for (uint32_t i = 0; i < n; i++) {
+            int rc = ps_table_push_at(st[fn_key_stripe(keys[i], (uint32_t)s->T)], keys + i, &i, 1, in, step);
+            if (rc) return rc;
+        }
+        return FN_OK;
+    }
+    if (split_keys(s, keys, n)) return FN_ENOMEM;
+    if (n >= PS_STRIPE_MIN) par_run(s->pool, stripe_run, &q);
+    else
+        for (int j = 0; j < s->T; j++) stripe_run(&q, j, s->T);
+    for (int j = 0; j < s->T; j++)
+        if (q.rc[j]) return q.rc[j];
+    return FN_OK;
 }
 
 static int reserve_vals(ps_server *s, size_t n)
@@ -170,7 +294,7 @@ static uint64_t total_rows(const ps_server *s);
 static uint64_t total_created(const ps_server *s)
 {
     uint64_t n = 0;
-    for (int t = 0; t < PS_MAX_TABLES; t++)
+    for (int t = 0; t < PS_MAX_TABLES * s->T; t++)
         if (s->tables[t]) {
             ps_table_stats st;
             ps_table_counts(s->tables[t], &st);
@@ -186,19 +310,19 @@ static void keep_budget(ps_server *s)
 {
     uint64_t max = s->conf.max_rows, low = max - s->headroom;
     if (max && total_rows(s) > low)
-        ps_tables_evict(s->tables, PS_MAX_TABLES, (size_t)(low > max / 16 ? low - max / 16 : 0), 0, s->conf.evict_policy);
+        ps_tables_evict(s->tables, PS_MAX_TABLES * s->T, (size_t)(low > max / 16 ? low - max / 16 : 0), 0, s->conf.evict_policy);
 }
 
 /* Applies a push (or a whole round's sum) to table id, then the TTL and
  * the row budget. */
-static int apply_push(ps_server *s, uint16_t id, ps_table *t, const uint64_t *keys, uint32_t n, const float *vals)
+static int apply_push(ps_server *s, uint16_t id, ps_table **st, const uint64_t *keys, uint32_t n, const float *vals)
 {
     s->step++;
     uint32_t now = ++s->clock[id];
-    int rc = ps_table_push(t, keys, n, vals, now);
+    int rc = serve_stripes(s, st, OP_PUSH, keys, n, NULL, vals, now);
     uint32_t ttl = s->conf.ttl_steps;
     if (!rc && ttl && now > ttl && now % (ttl / 8 + 1) == 0)
-        ps_tables_evict(&s->tables[id], 1, SIZE_MAX, now - ttl, s->conf.evict_policy);
+        ps_tables_evict(st, s->T, SIZE_MAX, now - ttl, s->conf.evict_policy);
     if (s->conf.max_rows) {
         /* room for twice the most rows one push period has created, so the
          * next step's pulls fit under the budget */
@@ -248,17 +372,19 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
     switch (m->type) {
     case WIRE_PULL_REQ: {
         int readonly = m->code == 1;
-        ps_table *t = table_of(s, m->table, m->dim, !readonly, &rc);
+        ps_table **t = table_of(s, m->table, m->dim, !readonly, &rc);
         if (rc) return rc;
         size_t need = (size_t)m->n * m->dim;
-        if (reserve_vals(s, need)) return fn_fail(FN_ENOMEM, "out of memory for %u rows", m->n);
+        /* fp32 rows go straight into the reply's buffer; others are converted from vals */
+        float *vals = m->enc == WIRE_F32 ? wire_values_slot(s->tx, m->n, m->dim) : NULL;
+        if (!vals) {
+            if (reserve_vals(s, need)) return fn_fail(FN_ENOMEM, "out of memory for %u rows", m->n);
+            vals = s->vals;
+        }
         if (readonly) {
-            for (uint32_t i = 0; i < m->n; i++) {
-                const float *w = t ? ps_table_find(t, m->keys[i]) : NULL;
-                if (w) memcpy(s->vals + (size_t)i * m->dim, w, sizeof(float) * m->dim);
-                else memset(s->vals + (size_t)i * m->dim, 0, sizeof(float) * m->dim);
-            }
-        } else if ((rc = ps_table_pull(t, m->keys, m->n, s->vals, s->clock[m->table]))) {
+            if (!t) memset(vals, 0, need * sizeof(float));
+            else if ((rc = serve_stripes(s, t, OP_READ, m->keys, m->n, vals, NULL, 0))) return fn_fail(rc, "out of memory");
+        } else if ((rc = serve_stripes(s, t, OP_PULL, m->keys, m->n, vals, NULL, s->clock[m->table]))) {
             return fn_fail(rc, "out of memory creating rows");
         } else if (s->conf.max_rows && total_rows(s) > s->conf.max_rows) {
             if (!s->overrun_warned++)
@@ -267,13 +393,13 @@ static int handle(ps_server *s, const wire_msg *m, wire_msg *reply, zmq_msg_t *i
             keep_budget(s);
         }
         /* the reply's value encoding is the one the request asks for */
-        *reply = (wire_msg){.type = WIRE_PULL_REP, .enc = m->enc, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = s->vals};
+        *reply = (wire_msg){.type = WIRE_PULL_REP, .enc = m->enc, .seq = m->seq, .table = m->table, .dim = m->dim, .n = m->n, .values = vals};
         s->pulls++;
         s->rows_pulled += m->n;
         return FN_OK;
     }
     case WIRE_PUSH_REQ: {
-        ps_table *t = table_of(s, m->table, m->dim, 1, &rc);
+        ps_table **t = table_of(s, m->table, m->dim, 1, &rc);
         if (rc) return rc;
         push_record *pr = record_of(s, ident);
         if (pr && m->seq <= pr->seq) { /* a retry: applied already */
@@ -365,7 +491,7 @@ static int apply_round(ps_server *s)
         s->mkeys[nm++] = min;
     }
     int rc = FN_OK;
-    ps_table *t = table_of(s, s->round_table, (uint16_t)D, 1, &rc);
+    ps_table **t = table_of(s, s->round_table, (uint16_t)D, 1, &rc);
     if (!rc) rc = apply_push(s, s->round_table, t, s->mkeys, (uint32_t)nm, s->mvals);
     s->rows_pushed += nm;
     char why[512]; /* the replies point into it until sent */
@@ -511,18 +637,20 @@ static int write_rows(ps_server *s, const char *path, uint32_t magic, uint32_t v
     size_t rec = 12 + M + 4 * ((size_t)D + SF);
     uint8_t *buf = malloc(rec);
     if (!buf) rc = FN_ENOMEM;
-    for (int t = 0; t < PS_MAX_TABLES && !rc; t++) {
-        if (!s->tables[t]) continue;
-        size_t n = ps_table_rows(s->tables[t]);
+    for (int ts = 0; ts < PS_MAX_TABLES * s->T && !rc; ts++) {
+        const ps_table *tab = s->tables[ts];
+        const int t = ts / s->T; /* the table id: a stripe is no part of the format */
+        if (!tab) continue;
+        size_t n = ps_table_rows(tab);
         for (size_t i = 0; i < n && !rc; i++) {
             uint64_t key;
             const float *wts, *state;
-            ps_table_row_at(s->tables[t], i, &key, &wts, &state);
+            ps_table_row_at(tab, i, &key, &wts, &state);
             put_le32(buf, (uint32_t)t);
             put_le64(buf + 4, key);
             if (full) {
                 uint32_t last, count;
-                ps_table_row_meta(s->tables[t], i, &last, &count);
+                ps_table_row_meta(tab, i, &last, &count);
                 put_le32(buf + 12, last);
                 put_le32(buf + 16, count);
             }
@@ -540,7 +668,7 @@ static int write_rows(ps_server *s, const char *path, uint32_t magic, uint32_t v
 static uint64_t total_rows(const ps_server *s)
 {
     uint64_t rows = 0;
-    for (int t = 0; t < PS_MAX_TABLES; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
+    for (int t = 0; t < PS_MAX_TABLES * s->T; t++) rows += s->tables[t] ? ps_table_rows(s->tables[t]) : 0;
     return rows;
 }
 
@@ -564,13 +692,19 @@ int ps_server_checkpoint(ps_server *s, const char *path)
     put_le64(head + 16, total_rows(s));
     put_le64(head + 24, s->headroom);
     for (int t = 0; t < PS_MAX_TABLES; t++) {
-        ps_table_stats st = {0};
-        if (s->tables[t]) ps_table_counts(s->tables[t], &st);
+        uint64_t created = 0, evicted = 0, dropped = 0;
+        for (int j = 0; j < s->T; j++) {
+            ps_table_stats st = {0};
+            if (s->tables[t * s->T + j]) ps_table_counts(s->tables[t * s->T + j], &st);
+            created += st.created;
+            evicted += st.evicted;
+            dropped += st.dropped;
+        }
         uint8_t *h = head + 32 + 28 * t;
         put_le32(h, s->clock[t]);
-        put_le64(h + 4, st.created);
-        put_le64(h + 12, st.evicted);
-        put_le64(h + 20, st.dropped);
+        put_le64(h + 4, created);
+        put_le64(h + 12, evicted);
+        put_le64(h + 20, dropped);
     }
     /* the sketch goes after the rows, its length first */
     size_t sk = s->sketch ? ps_sketch_bytes(s->sketch) : 0;
@@ -625,14 +759,15 @@ int ps_server_restore(ps_server *s, const char *path)
     float *w = malloc(sizeof(float) * ((size_t)D + SF + 1));
     if (!rc && !w) rc = FN_ENOMEM;
     if (!rc)
-        for (int t = 0; t < PS_MAX_TABLES; t++) ps_table_destroy(&s->tables[t]);
+        for (int t = 0; t < PS_MAX_TABLES * s->T; t++) ps_table_destroy(&s->tables[t]);
     for (uint64_t i = 0; !rc && i < rows; i++) {
         uint32_t t = binfile_u32(&r);
         uint64_t key = binfile_u64(&r);
         uint32_t last = binfile_u32(&r), count = binfile_u32(&r);
         for (size_t k = 0; k < (size_t)D + SF; k++) w[k] = binfile_f32(&r);
-        ps_table *tab = table_of(s, (uint16_t)(t < PS_MAX_TABLES ? t : PS_MAX_TABLES), (uint16_t)D, 1, &rc);
+        ps_table **st = table_of(s, (uint16_t)(t < PS_MAX_TABLES ? t : PS_MAX_TABLES), (uint16_t)D, 1, &rc);
         if (rc) { rc = fn_fail(FN_EPARSE, "%s: row %llu: %s", path, (unsigned long long)i, fn_err_msg()); break; }
+        ps_table *tab = st[fn_key_stripe(key, (uint32_t)s->T)];
         if (ps_table_set(tab, key, w, SF ? w + D : NULL)) rc = fn_fail(FN_ENOMEM, "%s: out of memory", path);
         else ps_table_set_meta(tab, key, last, count);
     }
@@ -641,7 +776,10 @@ int ps_server_restore(ps_server *s, const char *path)
         if (s->conf.max_rows) s->headroom = headroom > s->conf.max_rows / 2 ? s->conf.max_rows / 2 : headroom;
         for (int t = 0; t < PS_MAX_TABLES; t++) {
             s->clock[t] = clocks[t];
-            if (s->tables[t]) ps_table_restore_counts(s->tables[t], counts[t][0], counts[t][1], counts[t][2]);
+            /* a table's counts go to its first stripe; the stripes' sum is what is reported */
+            for (int j = 0; j < s->T; j++)
+                if (s->tables[t * s->T + j])
+                    ps_table_restore_counts(s->tables[t * s->T + j], j ? 0 : counts[t][0], j ? 0 : counts[t][1], j ? 0 : counts[t][2]);
         }
         if (sk) memcpy(ps_sketch_data(s->sketch), body + (len - sk), sk);
         s->created_mark = total_created(s);
@@ -655,7 +793,7 @@ int ps_server_stats_json(ps_server *s, char *buf, size_t cap)
 {
     size_t rows = 0, bytes = 0, need = 0;
     uint64_t created = 0, evicted = 0, dropped = 0, rss = 0, peak = 0;
-    for (int t = 0; t < PS_MAX_TABLES; t++) {
+    for (int t = 0; t < PS_MAX_TABLES * s->T; t++) {
         if (!s->tables[t]) continue;
         ps_table_stats st;
         ps_table_counts(s->tables[t], &st);

@@ -25,6 +25,18 @@
  * pushes, which the
  * server applies in a fixed order, so a bounded run stays deterministic.
  *
+ * Threads.  Each table is split into `threads` stripes by key
+ * (fn_key_stripe), each a ps_table of its own, and a request's keys are
+ * served stripe by stripe on a fixed pool of threads (common/par.h), one
+ * thread a stripe: no lock, since no two threads ever touch one stripe.
+ * A row's values depend on its key and the order of the pushes only, and
+ * evictions pick rows by a total order on (use, key), so the stripes
+ * change no result.  One thread receives, decodes, encodes and sends.
+ * Small requests (under PS_STRIPE_MIN keys) are served stripe by stripe
+ * on that thread, and pushes under admission key by key in the request's
+ * order (the count-min sketch is shared by the stripes, and the order of
+ * its counts decides admissions).
+ *
  * Who calls it: launch/main.c on ranks 0..S-1 — ps_server_new() binds (the
  * endpoint is then shared over MPI), ps_server_run() serves until a
  * SHUTDOWN control request. */
@@ -39,6 +51,9 @@
 #include "table.h"
 
 #define PS_MAX_TABLES 16
+#define PS_MAX_THREADS 16
+/* requests with fewer keys are served on the receiving thread alone */
+#define PS_STRIPE_MIN 512
 
 typedef struct {
     int rank;               /* server index 0..S-1 */
@@ -57,6 +72,7 @@ typedef struct {
     uint64_t max_rows;        /* rows over all tables of this server */
     uint32_t ttl_steps;       /* rows unseen this many steps may go */
     ps_evict_policy evict_policy; /* which rows go first past max_rows */
+    int threads;              /* stripes of each table, and threads serving them (0: 1) */
 } ps_server_conf;
 
 typedef struct ps_server ps_server;

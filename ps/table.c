@@ -83,6 +83,7 @@ struct ps_table {
 
     keymap index;
 
+    size_t prefetch_bytes; /* look ahead in lookups once the rows outgrow this */
     ps_sketch *admit;      /* NULL: every key gets a row at once */
     uint32_t admit_after;
     uint64_t created, evicted, dropped;
@@ -114,6 +115,8 @@ ps_table *ps_table_new(int dim, const ps_opt *opt, uint64_t seed, float init_ran
     t->state_floats = ps_opt_state_floats(opt, dim);
     t->init_base = fn_mix64(seed);
     t->init_range = init_range;
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE); /* see tab_prefetch_ahead */
+    t->prefetch_bytes = 4 * (size_t)(l2 > 0 ? l2 : 1 << 20);
     size_t raw = sizeof(tab_row) + ((size_t)dim + t->state_floats) * sizeof(float);
     t->row_bytes = (raw + 7) & ~(size_t)7;
     unsigned shift = TAB_MIN_CHUNK_SHIFT;
@@ -246,17 +249,7 @@ const float *ps_table_find(const ps_table *t, uint64_t key)
  * ns a key). */
 #define TAB_AHEAD 8
 
-static size_t prefetch_min_bytes(void)
-{
-    static size_t v;
-    if (!v) {
-        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        v = 4 * (size_t)(l2 > 0 ? l2 : 1 << 20);
-    }
-    return v;
-}
-
-static inline int tab_worth_prefetch(const ps_table *t) { return t->rows * t->row_bytes > prefetch_min_bytes(); }
+static inline int tab_worth_prefetch(const ps_table *t) { return t->rows * t->row_bytes > t->prefetch_bytes; }
 
 static inline void tab_prefetch_ahead(const ps_table *t, const uint64_t *keys, uint32_t n, uint32_t i)
 {
@@ -270,17 +263,18 @@ static inline void tab_prefetch_ahead(const ps_table *t, const uint64_t *keys, u
     }
 }
 
-int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uint32_t step)
+int ps_table_pull_at(ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, float *out, uint32_t step)
 {
     const size_t dim = (size_t)t->dim;
     const int ahead = tab_worth_prefetch(t);
     for (uint32_t i = 0; i < n; i++) {
         if (ahead) tab_prefetch_ahead(t, keys, n, i);
+        float *o = out + (at ? at[i] : i) * dim;
         tab_row *r;
         if (t->admit) {
             uint32_t pos = keymap_find(&t->index, keys[i]);
             if (pos == KEYMAP_NONE) { /* not admitted (yet): zeros */
-                memset(out + i * dim, 0, dim * sizeof(float));
+                memset(o, 0, dim * sizeof(float));
                 continue;
             }
             r = tab_row_ptr(t, pos);
@@ -288,12 +282,28 @@ int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uin
             return FN_ENOMEM;
         }
         tab_touch(r, step);
-        memcpy(out + i * dim, r->v, dim * sizeof(float));
+        memcpy(o, r->v, dim * sizeof(float));
     }
     return FN_OK;
 }
 
-int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *grads, uint32_t step)
+int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uint32_t step)
+{
+    return ps_table_pull_at(t, keys, NULL, n, out, step);
+}
+
+void ps_table_read_at(const ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, float *out)
+{
+    const size_t dim = (size_t)t->dim;
+    for (uint32_t i = 0; i < n; i++) {
+        float *o = out + (at ? at[i] : i) * dim;
+        const float *w = ps_table_find(t, keys[i]);
+        if (w) memcpy(o, w, dim * sizeof(float));
+        else memset(o, 0, dim * sizeof(float));
+    }
+}
+
+int ps_table_push_at(ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, const float *grads, uint32_t step)
 {
     const size_t dim = (size_t)t->dim;
     const int ahead = tab_worth_prefetch(t);
@@ -317,9 +327,14 @@ int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *gr
             return FN_ENOMEM;
         }
         tab_touch(r, step);
-        ps_opt_apply(&t->opt, r->v, r->v + dim, grads + i * dim, t->dim);
+        ps_opt_apply(&t->opt, r->v, r->v + dim, grads + (at ? at[i] : i) * dim, t->dim);
     }
     return FN_OK;
+}
+
+int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *grads, uint32_t step)
+{
+    return ps_table_push_at(t, keys, NULL, n, grads, step);
 }
 
 int ps_table_set(ps_table *t, uint64_t key, const float *w, const float *state)

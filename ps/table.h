@@ -47,6 +47,14 @@ int ps_table_pull(ps_table *t, const uint64_t *keys, uint32_t n, float *out, uin
  * needed.  Returns FN_OK or FN_ENOMEM. */
 int ps_table_push(ps_table *t, const uint64_t *keys, uint32_t n, const float *grads, uint32_t step);
 
+/* The same for a stripe's share of a request: keys[i]'s row goes to (comes
+ * from) out (grads) at row at[i] of the request instead of row i (at NULL:
+ * row i).  ps_table_read_at: ps_table_find's weights, zeros when absent,
+ * nothing created (read-only pulls). */
+int ps_table_pull_at(ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, float *out, uint32_t step);
+int ps_table_push_at(ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, const float *grads, uint32_t step);
+void ps_table_read_at(const ps_table *t, const uint64_t *keys, const uint32_t *at, uint32_t n, float *out);
+
 /* Sets (or creates) the row of key with weights w and optimizer state
  * `state` (NULL: fresh state).  Used when loading checkpoints. */
 int ps_table_set(ps_table *t, uint64_t key, const float *w, const float *state);

@@ -76,6 +76,7 @@ int ps_client_open(ps_client **out, void *ctx, int n_servers, char *const *endpo
     c->items = calloc((size_t)n_servers, sizeof *c->items);
     c->tx = wire_codec_new();
     c->rx = wire_codec_new();
+    if (c->rx) wire_codec_lend(c->rx, 1);
     if (!c->sock || !c->endpoint || !c->out || !c->n_out || !c->items || !c->tx || !c->rx) { ps_client_close(&c); return FN_ENOMEM; }
     for (int s = 0; s < n_servers; s++) {
         c->endpoint[s] = strdup(endpoints[s]);
@@ -153,8 +154,8 @@ static int send_msg(ps_client *c, int s, wire_msg *m, uint8_t want_type, reply_f
     return FN_OK;
 }
 
-/* Receives the reply of every outstanding request, handing each to its
- * handler.  The deadline covers the whole round.  A request not answered
+/* Receives replies, handing each to its handler, until at most `keep`
+ * requests are outstanding (0: every reply).  The deadline covers the whole round.  A request not answered
  * after timeout/8 (at least 1 s) is sent again, then after twice that, and
  * so on until the deadline (at most 3 retries with the defaults): a reply
  * lost with a dropped connection costs a second, not the job.  The server
@@ -162,7 +163,7 @@ static int send_msg(ps_client *c, int s, wire_msg *m, uint8_t want_type, reply_f
  * (ps/server.c); pulls and statistics are safe to repeat; checkpoint,
  * export and restore are never retried.  A reply whose sequence number is
  * not outstanding (a late duplicate) is dropped. */
-static int await_replies(ps_client *c)
+static int await_replies(ps_client *c, int keep)
 {
     long long start = now_ms(), deadline = start + c->timeout_ms;
     long long gap = c->timeout_ms / 8 > 1000 ? c->timeout_ms / 8 : 1000, next_retry = start + gap;
@@ -170,7 +171,7 @@ static int await_replies(ps_client *c)
     for (int s = 0; s < c->n; s++) pending_n += c->n_out[s];
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    while (pending_n > 0) {
+    while (pending_n > keep) {
         long long left = deadline - now_ms();
         if (left <= 0) {
             for (int s = 0; s < c->n; s++)
@@ -240,11 +241,12 @@ static int on_pull_reply(ps_client *c, int s, const wire_msg *m, void *ud)
     (void)c;
     embed_table *e = ud;
     uint32_t a = e->srv_off[s], n = e->srv_off[s + 1] - a;
-    if (m->n != n || m->dim != e->dim || !m->values)
+    if (m->n != n || m->dim != e->dim || (!m->values && !m->values_le))
         return fn_fail(FN_EBADMSG, "server %d answered %u rows of dim %u, want %u of dim %d", s, m->n, m->dim, n, e->dim);
-    const int D = e->dim;
-    for (uint32_t j = 0; j < n; j++)
-        memcpy(e->rows + (size_t)e->srv[a + j].pos * D, m->values + (size_t)j * D, sizeof(float) * (size_t)D);
+    const size_t D = (size_t)e->dim;
+    /* fp32 rows come straight from the message (the codec lends them) */
+    const uint8_t *src = m->values_le ? m->values_le : (const uint8_t *)m->values;
+    for (uint32_t j = 0; j < n; j++) memcpy(e->rows + (size_t)e->srv[a + j].pos * D, src + (size_t)j * D * sizeof(float), sizeof(float) * D);
     return FN_OK;
 }
 
@@ -261,12 +263,14 @@ int ps_client_pull_send(ps_client *c, embed_table *e, int readonly)
     return FN_OK;
 }
 
-int ps_client_wait(ps_client *c) { return await_replies(c); }
+int ps_client_wait(ps_client *c) { return await_replies(c, 0); }
+
+int ps_client_wait_until(ps_client *c, int keep) { return await_replies(c, keep < 0 ? 0 : keep); }
 
 int ps_client_pull(ps_client *c, embed_table *e, int readonly)
 {
     int rc = ps_client_pull_send(c, e, readonly);
-    return rc ? rc : await_replies(c);
+    return rc ? rc : await_replies(c, 0);
 }
 
 static int on_push_reply(ps_client *c, int s, const wire_msg *m, void *ud)
@@ -298,7 +302,7 @@ int ps_client_push_send(ps_client *c, embed_table *e, int worker, int workers)
 int ps_client_push(ps_client *c, embed_table *e, int worker, int workers)
 {
     int rc = ps_client_push_send(c, e, worker, workers);
-    return rc ? rc : await_replies(c);
+    return rc ? rc : await_replies(c, 0);
 }
 
 typedef struct { char *reply; size_t cap; } ctrl_ud;
@@ -317,5 +321,5 @@ int ps_client_ctrl(ps_client *c, int server, int op, const char *arg, char *repl
     wire_msg m = {.type = WIRE_CTRL_REQ, .code = (uint32_t)op, .text = arg, .text_len = arg ? (uint32_t)strlen(arg) : 0};
     ctrl_ud u = {reply, cap};
     int rc = send_msg(c, server, &m, WIRE_CTRL_REP, on_ctrl_reply, &u);
-    return rc ? rc : await_replies(c);
+    return rc ? rc : await_replies(c, 0);
 }

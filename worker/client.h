@@ -52,6 +52,11 @@ int ps_client_push_send(ps_client *c, embed_table *e, int worker, int workers);
 /* Waits for every reply outstanding. */
 int ps_client_wait(ps_client *c);
 
+/* Waits until at most `keep` requests are outstanding.  A server answers
+ * in the order sent, so with one server this takes the oldest replies:
+ * a caller keeps a window of requests in flight (the server benchmark). */
+int ps_client_wait_until(ps_client *c, int keep);
+
 /* Pushes e->grads for e's unique keys.  With workers >= 2 the push is one
  * worker's part of a synchronous round: every server gets a push (empty
  * ones too) tagged with (worker, workers), and answers once all workers'

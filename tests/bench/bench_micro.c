@@ -511,29 +511,37 @@ struct bench_srv {
     int lz4;
     wire_enc enc;
     double seconds;
+    int window;             /* requests each client keeps in flight */
     int phase;              /* 0 create, 1 pull, 2 push */
     pthread_barrier_t start, done;
     int quit;
 };
 
-/* One phase of one client: the creating pull, or `seconds` of pulls or pushes. */
+/* One phase of one client: the creating pull, or `seconds` of pulls or
+ * pushes, each sent while the window's older ones are still out (a worker
+ * keeps its next batch's pull and its last push out at once). */
 static int client_phase(bench_client *k, int phase)
 {
     bench_srv *g = k->g;
     const ps_client_stats *st = ps_client_get_stats(k->c);
+    const int W = phase == 0 ? 1 : g->window;
     k->wire0 = st->bytes_sent + st->bytes_received;
     k->requests = 0;
     double t0 = now_s(), t;
+    int rc;
     do {
-        int rc = phase == 2 ? ps_client_push(k->c, &k->e, 0, 1) : ps_client_pull(k->c, &k->e, 0);
-        if (rc) {
-            snprintf(k->err, sizeof k->err, "%s", fn_err_msg());
-            return rc;
-        }
+        rc = phase == 2 ? ps_client_push_send(k->c, &k->e, 0, 1) : ps_client_pull_send(k->c, &k->e, 0);
+        if (!rc) rc = ps_client_wait_until(k->c, W - 1);
+        if (rc) break;
         k->requests++;
         t = now_s() - t0;
     } while (phase != 0 && (t < g->seconds || k->requests < 3));
-    k->seconds = t;
+    if (!rc) rc = ps_client_wait(k->c);
+    if (rc) {
+        snprintf(k->err, sizeof k->err, "%s", fn_err_msg());
+        return rc;
+    }
+    k->seconds = now_s() - t0;
     return FN_OK;
 }
 
@@ -577,17 +585,19 @@ static int client_keys(bench_client *k, uint32_t n, uint64_t seed)
     return FN_OK;
 }
 
-static int bench_server(const long *clients, int nc, const long *keys, int nk, double seconds, int reps, int lz4, wire_enc enc)
+static int bench_server(const long *clients, int nc, const long *keys, int nk, const long *windows, int nw, double seconds, int reps, int lz4,
+                        wire_enc enc, int sthreads)
 {
     void *sctx = zmq_ctx_new();
     ps_server_conf sc = {.rank = 0, .bind_host = "127.0.0.1", .advertise_host = "127.0.0.1", .dim = DIM,
-                         .opt = ps_opt_default(PS_OPT_ADAGRAD), .seed = 1, .init_range = 0.05f, .lz4 = lz4, .keys = NULL};
+                         .opt = ps_opt_default(PS_OPT_ADAGRAD), .seed = 1, .init_range = 0.05f, .lz4 = lz4, .keys = NULL,
+                         .threads = sthreads};
     server_arg sa = {0};
     bench_srv g = {.lz4 = lz4, .enc = enc, .seconds = seconds};
     if (ps_server_new(&sa.srv, sctx, &sc, &g.endpoint)) { printf("FAIL: server: %s\n", fn_err_msg()); return 1; }
     pthread_t sth;
     pthread_create(&sth, NULL, server_main, &sa);
-    printf("# server %s, adagrad, dim %d, lz4 %s, value encoding %s both ways, %.2f s per repetition\n", g.endpoint, DIM, lz4 ? "tried" : "off",
+    printf("# server %s, %d thread(s), adagrad, dim %d, lz4 %s, value encoding %s both ways, %.2f s per repetition\n", g.endpoint, sthreads, DIM, lz4 ? "tried" : "off",
            enc == WIRE_F16 ? "f16" : enc == WIRE_I8 ? "i8" : "f32", seconds);
     fflush(stdout);
     static const char *phase_name[3] = {"create", "pull", "push"};
@@ -622,9 +632,12 @@ static int bench_server(const long *clients, int nc, const long *keys, int nk, d
             cfg++;
             for (int i = 0; i < C; i++)
                 if (client_keys(&k[i], n, fn_mix64(cfg * 1000003u + (uint64_t)i))) die("cannot build the keys");
-            double rows_s[3][64], wire_s[3][64];
+            double rows_s[64], wire_s[64];
             int nr = reps < 64 ? reps : 64;
-            for (int ph = 0; ph < 3 && !failed; ph++) {
+            /* the creating pull once, then pulls and pushes at each window */
+            for (int step = 0; step < 1 + 2 * nw && !failed; step++) {
+                int ph = step ? 1 + (step - 1) % 2 : 0, win = step ? (int)windows[(step - 1) / 2] : 1;
+                g.window = win;
                 for (int r = 0; r < (ph ? nr : 1); r++) {
                     g.phase = ph;
                     pthread_barrier_wait(&g.start);
@@ -641,16 +654,16 @@ static int bench_server(const long *clients, int nc, const long *keys, int nk, d
                         wire += (double)(st->bytes_sent + st->bytes_received - k[i].wire0);
                     }
                     if (failed) break;
-                    rows_s[ph][r] = rows / tmax;
-                    wire_s[ph][r] = wire / tmax / 1e6;
+                    rows_s[r] = rows / tmax;
+                    wire_s[r] = wire / tmax / 1e6;
                 }
                 if (failed) break;
                 int m = ph ? nr : 1;
-                double wmed = median(wire_s[ph], m), rmed = median(rows_s[ph], m);
-                printf("bench=server op=%s clients=%d keys=%u rows_per_s=%.0f rows_per_s_min=%.0f rows_per_s_max=%.0f "
+                double wmed = median(wire_s, m), rmed = median(rows_s, m);
+                printf("bench=server op=%s clients=%d window=%d keys=%u rows_per_s=%.0f rows_per_s_min=%.0f rows_per_s_max=%.0f "
                        "value_mb_per_s=%.1f value_mb_per_s_min=%.1f value_mb_per_s_max=%.1f wire_mb_per_s=%.1f req_per_s=%.1f reps=%d\n",
-                       phase_name[ph], C, n, rmed, rows_s[ph][0], rows_s[ph][m - 1], rmed * DIM * 4 / 1e6, rows_s[ph][0] * DIM * 4 / 1e6,
-                       rows_s[ph][m - 1] * DIM * 4 / 1e6, wmed, rmed / n, m);
+                       phase_name[ph], C, win, n, rmed, rows_s[0], rows_s[m - 1], rmed * DIM * 4 / 1e6, rows_s[0] * DIM * 4 / 1e6,
+                       rows_s[m - 1] * DIM * 4 / 1e6, wmed, rmed / n, m);
                 fflush(stdout);
             }
         }
@@ -787,8 +800,8 @@ int main(int argc, char **argv)
     int reps = 3, batch = 1024, lz4 = 1;
     double seconds = -1;
     long mb = 2000;
-    long threads[MAX_LIST] = {0}, clients[MAX_LIST] = {1, 4}, keys[MAX_LIST] = {1000, 10000, 100000}, rows[MAX_LIST] = {1000000, 10000000};
-    int nc = 2, nk = 3, nrows = 2, nthreads = 1, split = 0;
+    long threads[MAX_LIST] = {0}, clients[MAX_LIST] = {1, 4}, windows[MAX_LIST] = {1}, keys[MAX_LIST] = {1000, 10000, 100000}, rows[MAX_LIST] = {1000000, 10000000};
+    int nc = 2, nk = 3, nrows = 2, nthreads = 1, split = 0, sthreads = 1, nwin = 1;
     wire_enc enc = WIRE_F32;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -801,18 +814,22 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--mb")) mb = atol(v);
         else if (!strcmp(a, "--threads")) nthreads = parse_list(v, threads, MAX_LIST);
         else if (!strcmp(a, "--split")) split = atoi(v);
+        else if (!strcmp(a, "--server-threads")) sthreads = atoi(v);
         else if (!strcmp(a, "--clients")) nc = parse_list(v, clients, MAX_LIST);
+        else if (!strcmp(a, "--window")) nwin = parse_list(v, windows, MAX_LIST);
         else if (!strcmp(a, "--keys")) nk = parse_list(v, keys, MAX_LIST);
         else if (!strcmp(a, "--rows")) nrows = parse_list(v, rows, MAX_LIST);
         else if (!strcmp(a, "--enc")) enc = !strcmp(v, "f16") ? WIRE_F16 : !strcmp(v, "i8") ? WIRE_I8 : !strcmp(v, "f32") ? WIRE_F32 : (wire_enc)-1;
         else usage();
     }
-    if (reps < 1 || reps > 64 || batch < 1 || mb < 1 || !nc || !nk || !nrows || !nthreads || (int)enc < 0) usage();
+    if (reps < 1 || reps > 64 || batch < 1 || mb < 1 || !nc || !nk || !nrows || !nthreads || (int)enc < 0 || sthreads < 1 || sthreads > PS_MAX_THREADS) usage();
     for (int i = 0; i < nk; i++)
         if (keys[i] > 4000000) usage();
+    for (int i = 0; i < nwin; i++)
+        if (windows[i] < 1 || windows[i] > 4) usage(); /* the client keeps at most 4 out (PS_MAX_OUT) */
     if (!strcmp(what, "sgemm")) return bench_sgemm(batch, seconds > 0 ? seconds : 2.0, reps, threads, nthreads, split > 64 ? 64 : split);
     if (!strcmp(what, "loopback")) return bench_loopback(mb, reps);
-    if (!strcmp(what, "server")) return bench_server(clients, nc, keys, nk, seconds > 0 ? seconds : 2.0, reps, lz4, enc);
+    if (!strcmp(what, "server")) return bench_server(clients, nc, keys, nk, windows, nwin, seconds > 0 ? seconds : 2.0, reps, lz4, enc, sthreads);
     if (!strcmp(what, "memory")) return bench_memory(rows, nrows, reps);
     usage();
     return 2;

@@ -26,6 +26,12 @@ timeout 60 "$SOAK" --clients 2 --seconds 3 --keys 20000 --optimizer adagrad --se
 cat "$WORK/adagrad.out"
 grep -q "^soak: ok" "$WORK/adagrad.out" || fail "soak adagrad: no ok line"
 
+note "sgd, 3 clients, 3 s, a server of 3 threads: exact final table"
+timeout 60 "$SOAK" --clients 3 --seconds 3 --keys 30000 --optimizer sgd --server-threads 3 --seed 9 >"$WORK/striped.out" 2>&1 || { cat "$WORK/striped.out"; fail "soak striped"; }
+cat "$WORK/striped.out"
+grep -q "bit for bit" "$WORK/striped.out" || fail "soak striped: no exact final-table check"
+grep -q "^soak: ok" "$WORK/striped.out" || fail "soak striped: no ok line"
+
 note "usage errors exit 2"
 set +e
 "$SOAK" --clients 0 >/dev/null 2>&1; rc1=$?

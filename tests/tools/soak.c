@@ -136,6 +136,7 @@ typedef struct {
     ps_opt_kind opt;
     uint64_t seed;
     int secure;
+    int server_threads; /* stripes of the server's table */
     double rss_slack_mb;
     int verbose;
 } soak_conf;
@@ -757,11 +758,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fn_soak [--clients N] [--seconds S] [--keys K] [--dim D]\n"
             "               [--optimizer sgd|adagrad|adam|ftrl] [--seed X] [--secure]\n"
-            "               [--rss-slack-mb M] [--verbose]\n"
+            "               [--rss-slack-mb M] [--server-threads T] [--verbose]\n"
             "Drives one in-process parameter server (127.0.0.1) with N client threads doing\n"
             "random pulls and pushes for S seconds; checks every reply, the final table (exactly,\n"
             "with sgd) and that memory stops growing once all K keys exist.\n"
             "  --clients N        client threads (1..64, default 4)\n"
+            "  --server-threads T threads serving the server's table stripes (1..16, default 1)\n"
             "  --seconds S        duration of the traffic (default 10)\n"
             "  --keys K           keys in the universe (default 100000)\n"
             "  --dim D            floats per row (default 16)\n"
@@ -788,7 +790,7 @@ static int parse_num(const char *flag, const char *s, double lo, double hi, doub
 
 static int parse_args(int argc, char **argv, soak_conf *c)
 {
-    *c = (soak_conf){.clients = 4, .seconds = 10, .keys = 100000, .dim = 16, .opt = PS_OPT_SGD, .seed = 1, .rss_slack_mb = 8};
+    *c = (soak_conf){.clients = 4, .seconds = 10, .keys = 100000, .dim = 16, .opt = PS_OPT_SGD, .seed = 1, .rss_slack_mb = 8, .server_threads = 1};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
@@ -796,6 +798,7 @@ static int parse_args(int argc, char **argv, soak_conf *c)
         else if (!strcmp(f, "--secure")) c->secure = 1;
         else if (!strcmp(f, "--verbose")) c->verbose = 1;
         else if (!strcmp(f, "--clients")) { if (parse_num(f, v, 1, 64, &x) || x != floor(x)) return -1; c->clients = (int)x; i++; }
+        else if (!strcmp(f, "--server-threads")) { if (parse_num(f, v, 1, PS_MAX_THREADS, &x) || x != floor(x)) return -1; c->server_threads = (int)x; i++; }
         else if (!strcmp(f, "--seconds")) { if (parse_num(f, v, 0.5, 86400, &x)) return -1; c->seconds = x; i++; }
         else if (!strcmp(f, "--keys")) { if (parse_num(f, v, 1, 1 << 26, &x) || x != floor(x)) return -1; c->keys = (uint32_t)x; i++; }
         else if (!strcmp(f, "--dim")) { if (parse_num(f, v, 1, WIRE_MAX_DIM - 1, &x) || x != floor(x)) return -1; c->dim = (int)x; i++; }
@@ -905,13 +908,15 @@ int main(int argc, char **argv)
         return 1;
     }
     ps_server_conf sc = {.rank = 0, .bind_host = "127.0.0.1", .advertise_host = "127.0.0.1", .dim = D, .opt = g->opt,
-                         .seed = cf->seed, .init_range = INIT_RANGE, .lz4 = 1, .keys = &g->keys, .zap = g->zap};
+                         .seed = cf->seed, .init_range = INIT_RANGE, .lz4 = 1, .keys = &g->keys, .zap = g->zap,
+                         .threads = cf->server_threads};
     if (ps_server_new(&g->srv, g->sctx, &sc, &g->endpoint)) { printf("FAIL: server: %s\n", fn_err_msg()); return 1; }
     if (strncmp(g->endpoint, "tcp://127.0.0.1:", 16)) { printf("FAIL: server endpoint %s is not on 127.0.0.1\n", g->endpoint); return 1; }
     pthread_create(&g->server_thread, NULL, server_main, g);
 
-    printf("soak: %d clients, %g s, %u keys x %d, %s (lr %g), seed %llu, %s, server %s\n", N, cf->seconds, K, D, ps_opt_kind_name(cf->opt),
-           (double)g->opt.lr, (unsigned long long)cf->seed, cf->secure ? "CURVE" : "plain TCP", g->endpoint);
+    printf("soak: %d clients, %g s, %u keys x %d, %s (lr %g), seed %llu, %s, server %s (%d thread(s))\n", N, cf->seconds, K, D,
+           ps_opt_kind_name(cf->opt), (double)g->opt.lr, (unsigned long long)cf->seed, cf->secure ? "CURVE" : "plain TCP", g->endpoint,
+           cf->server_threads);
     fflush(stdout);
 
     conn mon;

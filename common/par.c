@@ -1,4 +1,4 @@
-/* worker/par.c — see par.h. */
+/* common/par.c — see par.h. */
 #include "par.h"
 
 #include <pthread.h>

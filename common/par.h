@@ -1,7 +1,9 @@
-/* worker/par.h — a small fixed pool of threads for the towers.
+/* common/par.h — a small fixed pool of threads (towers, server stripes).
  *
  * par_run(p, fn, arg) calls fn(arg, j, n) for j = 0 .. n-1 at once, j = 0
- * on the calling thread, and returns when every call has returned.  The
+ * on the calling thread, and returns when every call has returned.  A
+ * server uses it to serve a request's keys stripe by stripe, each stripe's
+ * rows owned by one thread (ps/server.c).  The
  * towers use it to split a batch's rows among the threads: each runs its
  * rows' products on its own core (OpenBLAS is then asked for one thread per
  * call, which on these shapes beats OpenBLAS's own splitting: 1.8–1.9x vs
