@@ -2,8 +2,9 @@
  *
  *   fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2] [--split T]
  *   fn_bench_micro loopback [--mb MB] [--reps R]
- *   fn_bench_micro server   [--clients 1,4] [--keys 1000,10000,100000]
+ *   fn_bench_micro server   [--clients 1,4] [--keys 1000,10000,100000] [--window 1,2]
  *                           [--seconds S] [--reps R] [--no-lz4] [--enc f32|f16|i8]
+ *                           [--server-threads T]
  *   fn_bench_micro memory   [--rows 1000000,10000000] [--reps R]
  *
  * sgemm     The reference towers' dense math on one batch (default 1024):
@@ -31,7 +32,11 @@
  *           embed_table of N random 64-bit keys (fresh keys per client and
  *           configuration).  A first pull creates the rows (timed apart, as
  *           "create"); then each repetition is S seconds (at least 3
- *           requests per client) of back-to-back pulls, then of pushes.
+ *           requests per client) of back-to-back pulls, then of pushes,
+ *           each client keeping W requests in flight for each W of
+ *           --window (1: request-reply; 2: a training worker's next pull
+ *           beside its last push).  The server serves with T threads
+ *           (table stripes, default 1).
  *           Throughput = rows moved by all clients / the longest client's
  *           time; MB/s of values = rows/s * 16 * 4 / 1e6 (fp32 values, the
  *           payload that matters); wire MB/s counts every byte the clients
@@ -787,7 +792,7 @@ static void usage(void)
     fputs("usage: fn_bench_micro sgemm    [--batch B] [--seconds S] [--reps R] [--threads 1,2] [--split T]\n"
           "       fn_bench_micro loopback [--mb MB] [--reps R]\n"
           "       fn_bench_micro server   [--clients 1,4] [--keys 1000,10000,100000] [--seconds S] [--reps R]\n"
-          "                               [--no-lz4] [--enc f32|f16|i8]\n"
+          "                               [--window 1,2] [--no-lz4] [--enc f32|f16|i8] [--server-threads T]\n"
           "       fn_bench_micro memory   [--rows 1000000,10000000] [--reps R]\n",
           stderr);
     exit(2);

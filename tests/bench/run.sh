@@ -14,7 +14,8 @@
 #             bytes on the wire per training impression and the AUC each costs;
 #   sgemm     GFLOP/s of the towers' products and the impressions/s they allow;
 #   loopback  TCP and ZeroMQ bandwidth over 127.0.0.1;
-#   server    pull/push throughput of one server, 1k/10k/100k keys, 1 and 4 clients;
+#   server    pull/push throughput of one server, 1k/10k/100k keys, 1 and 4 clients,
+#             1 and 2 requests in flight per client;
 #   memory    resident bytes per embedding row against the bytes a row needs.
 # Training runs are interleaved (one round = one run of each), so a change of
 # the machine's load touches every implementation alike.  Every row is the
@@ -307,6 +308,9 @@ lb = {b["kind"]: b for b in bench if b.get("bench") == "loopback"}
 srv = [b for b in bench if b.get("bench") == "server"]
 P("## Parameter server over loopback TCP (one server thread, dim 16, Adagrad, fp32 values, LZ4 tried)")
 P("")
+P("In flight: requests each client keeps outstanding — 1 is strict request–reply; 2 is how a training worker uses "
+  "a server (the next batch's pull goes out before the last push is answered). The target counts each op's best row.")
+P("")
 tcp = float(lb["tcp"]["mb_per_s"]) if "tcp" in lb else None
 names = {"tcp": "TCP socket pair, 1 MiB writes", "zmq_pair": "ZeroMQ PAIR, 1 MiB messages",
          "zmq_dealer_router": "ZeroMQ DEALER → ROUTER, 1 MiB messages"}
@@ -318,22 +322,28 @@ for k in ("tcp", "zmq_pair", "zmq_dealer_router"):
     if k in lb: P("| %s | %s (%s–%s) |" % (names[k], format(float(lb[k]["mb_per_s"]), ",.0f"), lb[k]["mb_per_s_min"], lb[k]["mb_per_s_max"]))
 if not lb: P("| failed or skipped | |")
 P("")
-P("| op | clients | keys/request | rows/s | values MB/s (min–max) | wire MB/s | of TCP loopback | target |")
-P("|---|---:|---:|---:|---:|---:|---:|---|")
+P("| op | clients | in flight | keys/request | rows/s | values MB/s (min–max) | wire MB/s | of TCP loopback | target |")
+P("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+best = {}
+for b in srv:
+    if b["op"] != "create" and b["keys"] == "10000" and tcp:
+        v = float(b["value_mb_per_s"])
+        if v > best.get(b["op"], (0, None))[0]: best[b["op"]] = (v, b)
+for op, (v, b) in sorted(best.items()):
+    summary.append(("server %s, 10k keys ≥ 1/3 of loopback (best: %s client(s), %s in flight)" % (op, b["clients"], b.get("window", "1")),
+                    v / tcp >= 1 / 3, "%.0f of %.0f MB/s" % (v, tcp)))
 for b in srv:
     v = float(b["value_mb_per_s"])
     frac = v / tcp if tcp else None
     ok = None
     if b["op"] != "create" and b["keys"] == "10000" and frac is not None:
         ok = frac >= 1 / 3
-        summary.append(("server %s, %s client(s), 10k keys ≥ 1/3 of loopback" % (b["op"], b["clients"]), ok,
-                        "%.0f of %.0f MB/s" % (v, tcp)))
-    P("| %s | %s | %s | %s | %s (%s–%s) | %s | %s | %s |" % (
-      b["op"] + (" (first pull)" if b["op"] == "create" else ""), b["clients"], format(int(b["keys"]), ","),
+    P("| %s | %s | %s | %s | %s | %s (%s–%s) | %s | %s | %s |" % (
+      b["op"] + (" (first pull)" if b["op"] == "create" else ""), b["clients"], b.get("window", "1"), format(int(b["keys"]), ","),
       format(float(b["rows_per_s"]), ",.0f"), b["value_mb_per_s"], b["value_mb_per_s_min"], b["value_mb_per_s_max"],
       b["wire_mb_per_s"], fmt(frac * 100 if frac is not None else None, ".0f") + " %",
       ("≥ 33 %%: %s" % mark(ok)) if ok is not None else ""))
-if not srv: P("| failed or skipped | | | | | | | |")
+if not srv: P("| failed or skipped | | | | | | | | |")
 P("")
 
 # ---- encodings
@@ -495,7 +505,7 @@ micro_step() {
 want sgemm && micro_step sgemm 900 "$micro" sgemm --reps "$runs" --threads "$( ((wthreads == 1)) && echo 1 || echo "1,$wthreads")" \
   $( ((wthreads > 1)) && echo "--split $wthreads")
 want loopback && micro_step loopback 1800 "$micro" loopback --mb 2000 --reps "$runs"
-want server && micro_step server 3600 "$micro" server --seconds "$secs" --reps "$runs"
+want server && micro_step server 3600 "$micro" server --seconds "$secs" --reps "$runs" --window 1,2
 want memory && micro_step memory 3600 "$micro" memory --rows "$memrows" --reps "$runs"
 
 

@@ -19,7 +19,7 @@
  *   read-only   pulls (code 1) of universe keys and of keys outside it,
  *               which must come back as zero rows and create nothing;
  *   malformed   a bad payload CRC, a truncated message, a bad magic, a push
- *               of the wrong dim, a pull of a table out of range, a reply
+ *               of the wrong dim, a push with one NaN or infinity, a pull of a table out of range, a reply
  *               type sent as a request, an unknown control operation.
  *
  * Every reply is checked: type, seq echo, table, n, dim, every value
@@ -156,9 +156,9 @@ typedef struct {
 typedef struct soak soak;
 
 /* The malformed messages a client sends now and then. */
-enum { BAD_CRC, BAD_TRUNC, BAD_MAGIC, BAD_DIM, BAD_TABLE, BAD_TYPE, BAD_CTRL, BAD_KINDS };
+enum { BAD_CRC, BAD_TRUNC, BAD_MAGIC, BAD_DIM, BAD_TABLE, BAD_TYPE, BAD_CTRL, BAD_NAN, BAD_KINDS };
 static const char *const bad_names[BAD_KINDS] = {"payload crc", "truncated", "magic", "wrong dim", "table out of range",
-                                                 "reply type as request", "unknown control op"};
+                                                 "reply type as request", "unknown control op", "non-finite gradient"};
 
 /* One DEALER connection to the server, with its own codecs. */
 typedef struct {
@@ -581,6 +581,8 @@ static int do_malformed(client *c)
     n = sort_unique(c, n);
     int dim = kind == BAD_DIM ? D + 1 : D;
     for (size_t j = 0; j < (size_t)n * dim; j++) c->grads[j] = 1.0f / 3.0f; /* off the SGD grid */
+    if (kind == BAD_NAN) /* one NaN or infinity anywhere refuses the whole push */
+        c->grads[rnd_below(&c->rng, n * (uint32_t)dim)] = rnd_below(&c->rng, 2) ? NAN : -INFINITY;
     wire_msg m = {.type = WIRE_PUSH_REQ, .table = TABLE_ID, .dim = (uint16_t)dim, .n = n, .keys = c->keys, .values = c->grads};
     int want_code = FN_EBADMSG, seq_echoed = 1;
     switch (kind) {
