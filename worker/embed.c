@@ -21,7 +21,7 @@ int embed_init(embed_table *e, uint32_t table, int n_servers, int dim, int n_fie
 void embed_free(embed_table *e)
 {
     free(e->uniq); free(e->entry_u); free(e->rows); free(e->grads); free(e->srv_off);
-    free(e->srv); free(e->srv_keys); free(e->scratch);
+    free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
     free(e->set_key); free(e->set_val); free(e->set_gen);
     memset(e, 0, sizeof *e);
 }
@@ -37,13 +37,14 @@ static int grow(embed_table *e, size_t nf)
         e->cap_entries = cap;
         /* unique keys never outnumber entries: size those arrays alike */
         size_t d = (size_t)e->dim;
-        free(e->uniq); free(e->rows); free(e->grads); free(e->srv); free(e->srv_keys); free(e->scratch);
+        free(e->uniq); free(e->rows); free(e->grads); free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
         e->uniq = malloc(cap * sizeof *e->uniq);
         e->rows = malloc(cap * d * sizeof(float));
         e->grads = malloc(cap * d * sizeof(float));
         e->srv = malloc(cap * sizeof *e->srv);
         e->srv_keys = malloc(cap * sizeof *e->srv_keys);
         e->scratch = malloc(cap * d * sizeof(float));
+        e->sort_tmp = malloc(cap * sizeof *e->sort_tmp);
         e->cap_uniq = cap;
         /* set: power of two >= 2 * entries */
         free(e->set_key); free(e->set_val); free(e->set_gen);
@@ -53,7 +54,7 @@ static int grow(embed_table *e, size_t nf)
         e->set_val = malloc(e->set_cap * sizeof *e->set_val);
         e->set_gen = calloc(e->set_cap, sizeof *e->set_gen);
         e->gen = 0;
-        if (!e->uniq || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->set_key || !e->set_val || !e->set_gen) {
+        if (!e->uniq || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->sort_tmp || !e->set_key || !e->set_val || !e->set_gen) {
             /* claim no capacity, so that the next call allocates again
              * instead of writing through the NULL buffers */
             e->cap_entries = e->cap_uniq = 0;
@@ -63,10 +64,42 @@ static int grow(embed_table *e, size_t nf)
     return FN_OK;
 }
 
-static int kp_cmp(const void *a, const void *b)
+/* Sorts a[0..n) by key: insertion sort for a few, else an LSD radix sort
+ * on eight 8-bit digits through tmp, skipping digits every key shares.
+ * Linear whatever the keys, and several times faster than qsort on a
+ * batch's keys (this runs on the reading thread, beside the towers). */
+static void sort_kp(embed_kp *a, embed_kp *tmp, size_t n)
 {
-    uint64_t x = ((const embed_kp *)a)->key, y = ((const embed_kp *)b)->key;
-    return x < y ? -1 : x > y;
+    if (n < 64) {
+        for (size_t i = 1; i < n; i++) {
+            embed_kp x = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1].key > x.key; j--) a[j] = a[j - 1];
+            a[j] = x;
+        }
+        return;
+    }
+    uint32_t count[8][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = a[i].key;
+        for (int p = 0; p < 8; p++) count[p][(k >> (8 * p)) & 0xFF]++;
+    }
+    embed_kp *src = a, *dst = tmp;
+    for (int p = 0; p < 8; p++) {
+        if (count[p][(a[0].key >> (8 * p)) & 0xFF] == n) continue; /* one digit for all: order unchanged */
+        uint32_t sum = 0;
+        for (int d = 0; d < 256; d++) {
+            uint32_t c = count[p][d];
+            count[p][d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) dst[count[p][(src[i].key >> (8 * p)) & 0xFF]++] = src[i];
+        embed_kp *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
 }
 
 int embed_prepare(embed_table *e, const fn_batch *b)
@@ -110,8 +143,7 @@ int embed_prepare(embed_table *e, const fn_batch *b)
         at[s]++;
     }
     if (at != fill) free(at);
-    for (int s = 0; s < S; s++)
-        qsort(e->srv + e->srv_off[s], e->srv_off[s + 1] - e->srv_off[s], sizeof(embed_kp), kp_cmp);
+    for (int s = 0; s < S; s++) sort_kp(e->srv + e->srv_off[s], e->sort_tmp, e->srv_off[s + 1] - e->srv_off[s]);
     for (size_t j = 0; j < n; j++) e->srv_keys[j] = e->srv[j].key;
     return FN_OK;
 }

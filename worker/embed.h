@@ -32,6 +32,7 @@ typedef struct {
     embed_kp *srv;        /* [n_uniq] (key, pos) grouped by server, sorted by key */
     uint64_t *srv_keys;   /* [n_uniq] the keys of srv, contiguous for encoding */
     float *scratch;       /* [n_uniq, dim] rows in server order, for the wire */
+    embed_kp *sort_tmp;   /* [n_uniq] the radix sort's other half */
     /* de-duplication set: open addressing, cleared by generation */
     uint64_t *set_key;
     uint32_t *set_val, *set_gen;
