@@ -1,14 +1,15 @@
 /* common/par.h — a small fixed pool of threads (towers, server stripes).
  *
  * par_run(p, fn, arg) calls fn(arg, j, n) for j = 0 .. n-1 at once, j = 0
- * on the calling thread, and returns when every call has returned.  A
- * server uses it to serve a request's keys stripe by stripe, each stripe's
- * rows owned by one thread (ps/server.c).  The
- * towers use it to split a batch's rows among the threads: each runs its
- * rows' products on its own core (OpenBLAS is then asked for one thread per
- * call, which on these shapes beats OpenBLAS's own splitting: 1.8–1.9x vs
- * 1.4x on 2 cores).  Idle threads sleep on a condition variable; they never
- * spin against a parameter server sharing the cores. */
+ * on the calling thread, and returns when every call has returned.
+ *
+ * The towers use it to split a batch's rows among the threads: each runs
+ * its rows' products on its own core (OpenBLAS is then asked for one thread
+ * per call, which on these shapes beats OpenBLAS's own splitting: 1.8–1.9x
+ * vs 1.4x on 2 cores).  A server uses it to serve a request's keys stripe
+ * by stripe, each stripe's rows owned by one thread (ps/server.c).  Idle
+ * threads sleep on a condition variable; they never spin against the other
+ * processes sharing the cores (waking one costs 30–100 µs in this VM). */
 #ifndef FN_PAR_H
 #define FN_PAR_H
 
