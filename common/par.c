@@ -63,7 +63,7 @@ int par_open(par **out, int n)
         if (pthread_create(&p->th[j], NULL, helper, a)) {
             free(a);
             par_close(&p);
-            return fn_fail(FN_ENOMEM, "cannot start tower thread %d of %d", j + 1, n);
+            return fn_fail(FN_ENOMEM, "cannot start pool thread %d of %d", j + 1, n);
         }
         p->n = j + 1;
     }

@@ -647,16 +647,16 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 memset(win_loss, 0, sizeof win_loss);
                 memset(win_cnt, 0, sizeof win_cnt);
             }
-            if (((c->checkpoint_every && t.step % c->checkpoint_every == 0) || (c->eval_every && c->test && t.step % c->eval_every == 0)) &&
-                (rc = ps_client_wait(t.client)))
-                fail_job("push", rc); /* this step's pushes applied first */
-            if (c->checkpoint_every && t.step % c->checkpoint_every == 0) {
+            const int ckpt_now = c->checkpoint_every && t.step % c->checkpoint_every == 0;
+            const int eval_now = c->eval_every && c->test && t.step % c->eval_every == 0;
+            if ((ckpt_now || eval_now) && (rc = ps_client_wait(t.client))) fail_job("push", rc); /* this step's pushes applied first */
+            if (ckpt_now) {
                 double paused = now_s();
                 checkpoint(&t, pos, epoch);
                 pulled = 0; /* read again after the checkpoint, as a run resumed from it will */
                 t0 += now_s() - paused;
             }
-            if (c->eval_every && c->test && t.step % c->eval_every == 0) {
+            if (eval_now) {
                 double paused = now_s();
                 if ((rc = evaluate(&t, epoch + 1, paused - t0 - 0, 0, 0))) fail_job("evaluation", rc);
                 t0 += now_s() - paused; /* evaluation time is not training time */
