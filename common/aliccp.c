@@ -8,26 +8,10 @@
 
 #include "fn_error.h"
 #include "hash.h"
-#include "keymap.h"
 #include "lines.h"
 #include "log.h"
 
 #define REPORT_FIRST 10 /* malformed lines logged one by one, per file and process */
-
-/* ---- common features: md5 -> a run of (field, key, value) ---------------- */
-
-struct aliccp_common {
-    uint64_t *md5;        /* hash of each md5 string, by entry */
-    size_t *off;          /* entry i owns features [off[i], off[i+1]) */
-    size_t n, cap;
-    fn_batch feats;       /* feature arena (only its feature arrays are used) */
-    keymap index;
-    aliccp_stats stats;
-};
-
-static uint64_t common_key_of(const void *ud, uint32_t slot) { return ((const aliccp_common *)ud)->md5[slot]; }
-
-static uint64_t md5_hash(const char *s, size_t len) { return fn_hash64(s, len, 0x6d6435); }
 
 static int is_uint(const char *s, size_t len)
 {
@@ -137,136 +121,30 @@ static int parse_count_and_features(char *p, char *end, const fn_schema *schema,
     return FN_OK;
 }
 
-int aliccp_common_load(aliccp_common **out, const char *path, const fn_schema *schema, int stop_on_bad)
+int aliccp_parse_common(char *line, size_t len, const fn_schema *schema, fn_batch *b, uint64_t *unknown,
+                        const char **md5, size_t *md5_len)
 {
-    *out = NULL;
-    aliccp_common *c = calloc(1, sizeof *c);
-    if (!c) return FN_ENOMEM;
-    int rc = batch_init(&c->feats, 1, 1024); /* grows by doubling */
-    if (!rc) rc = keymap_init(&c->index, 1024, common_key_of, c);
-    c->cap = 1024;
-    c->md5 = malloc(c->cap * sizeof *c->md5);
-    c->off = malloc((c->cap + 1) * sizeof *c->off);
-    if (rc || !c->md5 || !c->off) { aliccp_common_destroy(&c); return fn_fail(FN_ENOMEM, "%s: out of memory", path); }
-    c->off[0] = 0;
-    lines *l;
-    rc = lines_open(&l, path, 0, 1);
-    if (rc) { aliccp_common_destroy(&c); return rc; }
-    char *line;
-    size_t len;
-    int got;
-    while ((got = lines_next(l, &line, &len)) == 1) {
-        c->stats.lines++;
-        char *p = line, *end = line + len;
-        size_t mlen;
-        char *md5 = column(&p, end, &mlen);
-        const char *why = NULL;
-        char reason[256];
-        if (len == 0) why = "empty line";
-        else if (!md5 || mlen == 0 || p > end) why = "no md5 column";
-        if (!why) {
-            uint64_t h = md5_hash(md5, mlen);
-            if (keymap_find(&c->index, h) != KEYMAP_NONE) {
-                why = "md5 already defined earlier in the file";
-            } else {
-                rc = parse_count_and_features(p, end, schema, &c->feats, &c->stats.unknown_items);
-                if (rc == FN_ENOMEM) break;
-                if (rc) {
-                    snprintf(reason, sizeof reason, "%s", fn_err_msg());
-                    why = reason;
-                } else {
-                    if (c->n == c->cap) {
-                        size_t cap = c->cap * 2;
-                        uint64_t *m = realloc(c->md5, cap * sizeof *m);
-                        if (m) c->md5 = m;
-                        size_t *o = realloc(c->off, (cap + 1) * sizeof *o);
-                        if (o) c->off = o;
-                        if (!m || !o) { rc = FN_ENOMEM; break; }
-                        c->cap = cap;
-                    }
-                    c->md5[c->n] = h;
-                    c->off[c->n + 1] = c->feats.nf;
-                    if (keymap_insert(&c->index, h, (uint32_t)c->n)) { rc = FN_ENOMEM; break; }
-                    c->n++;
-                }
-            }
-        }
-        if (why) {
-            c->stats.bad_lines++;
-            uint64_t ln = lines_lineno(l);
-            if (stop_on_bad) {
-                rc = fn_fail(FN_EPARSE, "%s:%llu: malformed line: %s", path, (unsigned long long)ln, why);
-                break;
-            }
-            report_bad(path, ln, c->stats.bad_lines, why);
-        }
-        rc = FN_OK;
-    }
-    if (got < 0) rc = -got;
-    lines_close(&l);
-    if (rc) {
-        if (rc == FN_ENOMEM) fn_fail(FN_ENOMEM, "%s: out of memory loading common features", path);
-        aliccp_common_destroy(&c);
-        return rc;
-    }
-    c->stats.examples = c->n;
-    /* to size: the arrays grew by doubling (the slack was never touched, so
-     * not resident, but aliccp_common_bytes should be what is held) */
-    if (c->feats.nf && c->feats.nf < c->feats.fcap) {
-        uint16_t *f = realloc(c->feats.field, c->feats.nf * sizeof *f);
-        if (f) c->feats.field = f;
-        uint64_t *k = realloc(c->feats.key, c->feats.nf * sizeof *k);
-        if (k) c->feats.key = k;
-        float *v = realloc(c->feats.val, c->feats.nf * sizeof *v);
-        if (v) c->feats.val = v;
-        if (f && k && v) c->feats.fcap = c->feats.nf;
-    }
-    if (c->n && c->n < c->cap) {
-        uint64_t *m = realloc(c->md5, c->n * sizeof *m);
-        if (m) c->md5 = m;
-        size_t *o = realloc(c->off, (c->n + 1) * sizeof *o);
-        if (o) c->off = o;
-        if (m && o) c->cap = c->n;
-    }
-    *out = c;
-    return FN_OK;
+    char *p = line, *end = line + len;
+    size_t mlen;
+    if (len == 0) return fn_fail(FN_EPARSE, "empty line");
+    char *m = column(&p, end, &mlen);
+    if (!m || mlen == 0 || p > end) return fn_fail(FN_EPARSE, "no md5 column");
+    *md5 = m;
+    *md5_len = mlen;
+    return parse_count_and_features(p, end, schema, b, unknown);
 }
-
-void aliccp_common_destroy(aliccp_common **cp)
-{
-    aliccp_common *c = *cp;
-    if (!c) return;
-    batch_free(&c->feats);
-    keymap_free(&c->index);
-    free(c->md5);
-    free(c->off);
-    free(c);
-    *cp = NULL;
-}
-
-size_t aliccp_common_count(const aliccp_common *c) { return c->n; }
-size_t aliccp_common_features(const aliccp_common *c) { return c->feats.nf; }
-
-size_t aliccp_common_bytes(const aliccp_common *c)
-{
-    const fn_batch *b = &c->feats;
-    return sizeof *c + c->cap * sizeof *c->md5 + (c->cap + 1) * sizeof *c->off + keymap_bytes(&c->index) +
-           b->fcap * (sizeof *b->field + sizeof *b->key + sizeof *b->val) +
-           (size_t)b->cap * (sizeof *b->sample_id + sizeof *b->click + sizeof *b->buy + sizeof *b->off);
-}
-const aliccp_stats *aliccp_common_stats(const aliccp_common *c) { return &c->stats; }
 
 /* ---- skeleton reader ----------------------------------------------------- */
 
 struct aliccp_reader {
     lines *l;
-    const aliccp_common *common;
+    const fn_ctable *common;
     const fn_schema *schema;
     int stop_on_bad;
     aliccp_stats stats;
 };
 
-int aliccp_reader_open(aliccp_reader **out, const char *path, const aliccp_common *common,
+int aliccp_reader_open(aliccp_reader **out, const char *path, const fn_ctable *common,
                        const fn_schema *schema, int part, int nparts, int stop_on_bad)
 {
     *out = NULL;
@@ -328,23 +206,18 @@ static int parse_line(aliccp_reader *r, char *line, size_t len, fn_batch *b)
     if (!label(buy, blen, &b->buy[i])) return fn_fail(FN_EPARSE, "buy '%.*s' is not 0 or 1", (int)(blen > 24 ? 24 : blen), buy);
     if (b->buy[i] > b->click[i]) return fn_fail(FN_EPARSE, "buy=1 on an impression without a click");
     size_t nf0 = b->nf;
+    uint32_t set = CTABLE_NONE;
     if (r->common) {
-        uint32_t slot = keymap_find(&r->common->index, md5_hash(md5, mlen));
-        if (slot == KEYMAP_NONE) {
+        set = ctable_find(r->common, md5, mlen);
+        if (set == CTABLE_NONE) {
             r->stats.missing_common++;
             return fn_fail(FN_EPARSE, "md5 '%.*s' is not in the common features file", (int)(mlen > 40 ? 40 : mlen), md5);
         }
-        const fn_batch *cf = &r->common->feats;
-        size_t a = r->common->off[slot], z = r->common->off[slot + 1];
-        if (batch_reserve_features(b, z - a)) return FN_ENOMEM;
-        memcpy(b->field + b->nf, cf->field + a, (z - a) * sizeof *b->field);
-        memcpy(b->key + b->nf, cf->key + a, (z - a) * sizeof *b->key);
-        memcpy(b->val + b->nf, cf->val + a, (z - a) * sizeof *b->val);
-        b->nf += z - a;
     }
     int rc = parse_count_and_features(p, end, r->schema, b, &r->stats.unknown_items);
     if (rc) { b->nf = nf0; return rc; }
     b->sample_id[i] = parse_uint(id, ilen);
+    b->set[i] = set;
     b->n++;
     b->off[b->n] = b->nf;
     return FN_OK;
@@ -353,6 +226,7 @@ static int parse_line(aliccp_reader *r, char *line, size_t len, fn_batch *b)
 int aliccp_reader_next(aliccp_reader *r, fn_batch *b, int max)
 {
     batch_clear(b);
+    b->ct = r->common;
     if (max > b->cap) max = b->cap;
     char *line;
     size_t len;

@@ -5,8 +5,9 @@
  * `field\x02feature_id\x03value` items joined by `\x01`.  A skeleton line
  * gets the features of the common line whose md5 it names.
  *
- * The common file is loaded whole (aliccp_common) and shared read-only by
- * the readers of one process.  A reader streams one partition of a skeleton
+ * The common file is a common-feature table (common/ctable.h), mapped and
+ * shared read-only by the readers of a host: a skeleton line's example
+ * names its set (fn_batch.set) instead of copying it.  A reader streams one partition of a skeleton
  * file: partition p of P covers its lines [L*p/P, L*(p+1)/P) of L (lines.h;
  * the binary format's rule too), so every line is read by exactly one
  * partition.
@@ -22,9 +23,9 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "ctable.h"
 #include "schema.h"
 
-typedef struct aliccp_common aliccp_common;
 typedef struct aliccp_reader aliccp_reader;
 
 typedef struct {
@@ -35,24 +36,9 @@ typedef struct {
     uint64_t missing_common; /* skeleton lines whose md5 is not in the common file (counted as bad) */
 } aliccp_stats;
 
-/* Loads a common-features file.  Malformed lines are handled per
- * stop_on_bad like skeleton lines.  On error returns the code with the
- * reason in fn_err_msg(). */
-int aliccp_common_load(aliccp_common **out, const char *path, const fn_schema *schema, int stop_on_bad);
-void aliccp_common_destroy(aliccp_common **c);
-size_t aliccp_common_count(const aliccp_common *c);
-/* Feature entries held (over all md5s), and bytes of memory the table
- * holds: 8 (md5 hash) + 8 (offset) + ~8-16 (index) bytes per md5 and 14
- * (field u16, key u64, value f32) per feature entry.  It grows with the
- * common file (one md5 per request), and every process that reads Ali-CCP
- * text holds its own copy. */
-size_t aliccp_common_features(const aliccp_common *c);
-size_t aliccp_common_bytes(const aliccp_common *c);
-const aliccp_stats *aliccp_common_stats(const aliccp_common *c);
-
 /* Opens partition `part` of `nparts` of a skeleton file.  common may be NULL
  * (then every line must carry all its features itself; its md5 is ignored). */
-int aliccp_reader_open(aliccp_reader **out, const char *path, const aliccp_common *common,
+int aliccp_reader_open(aliccp_reader **out, const char *path, const fn_ctable *common,
                        const fn_schema *schema, int part, int nparts, int stop_on_bad);
 void aliccp_reader_close(aliccp_reader **r);
 
@@ -72,6 +58,12 @@ const aliccp_stats *aliccp_reader_stats(const aliccp_reader *r);
 double aliccp_reader_progress(const aliccp_reader *r);
 /* Bytes in this partition. */
 uint64_t aliccp_reader_bytes(const aliccp_reader *r);
+
+/* Parses a common-features line `md5,feature_count,features` (modified in
+ * place) into b's feature arrays (appending) and points *md5 at its md5
+ * column.  FN_OK, FN_EPARSE with a reason (no file/line), FN_ENOMEM. */
+int aliccp_parse_common(char *line, size_t len, const fn_schema *schema, fn_batch *b, uint64_t *unknown,
+                        const char **md5, size_t *md5_len);
 
 /* Parses one features column (len bytes, may be modified in place) into b's
  * feature arrays (appending).  Returns FN_OK with *items set, or FN_EPARSE

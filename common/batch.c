@@ -16,13 +16,14 @@ int batch_init(fn_batch *b, int cap, size_t fcap)
     b->click = malloc(sizeof(float) * (size_t)cap);
     b->buy = malloc(sizeof(float) * (size_t)cap);
     b->off = calloc((size_t)cap + 1, sizeof(size_t));
-    if (!b->sample_id || !b->click || !b->buy || !b->off) { batch_free(b); return FN_ENOMEM; }
+    b->set = malloc(sizeof(uint32_t) * (size_t)cap);
+    if (!b->sample_id || !b->click || !b->buy || !b->off || !b->set) { batch_free(b); return FN_ENOMEM; }
     return batch_reserve_features(b, fcap);
 }
 
 void batch_free(fn_batch *b)
 {
-    free(b->sample_id); free(b->click); free(b->buy); free(b->off);
+    free(b->sample_id); free(b->click); free(b->buy); free(b->off); free(b->set);
     free(b->field); free(b->key); free(b->val);
     memset(b, 0, sizeof *b);
 }
@@ -32,6 +33,7 @@ void batch_clear(fn_batch *b)
     b->n = 0;
     b->nf = 0;
     b->off[0] = 0;
+    b->ct = NULL;
 }
 
 int batch_reserve_features(fn_batch *b, size_t more)

@@ -1,7 +1,10 @@
 /* common/batch.h — a batch of parsed impressions, as the readers produce it.
  *
  * Features are stored CSR-style: example i owns entries
- * [off[i], off[i+1]) of field/key/val.  A key is fn_key(0, field, id): the
+ * [off[i], off[i+1]) of field/key/val.  Its request's common features are
+ * not copied in: set[i] names a set of the common-feature table ct
+ * (common/ctable.h), or is CTABLE_NONE, and the example's features are its
+ * own entries and that set's.  A key is fn_key(0, field, id): the
  * feature's key in embedding table 0; the worker derives other tables' keys
  * from it with batch_table_key().  Capacity grows to the largest batch seen
  * and is then reused, so steady-state reading does not allocate. */
@@ -12,6 +15,8 @@
 #include <stdint.h>
 
 #include "hash.h"
+
+struct fn_ctable_s;
 
 typedef struct {
     int n;              /* examples */
@@ -24,6 +29,8 @@ typedef struct {
     uint16_t *field;
     uint64_t *key;
     float *val;
+    uint32_t *set;      /* [n] common-feature set of example i, or CTABLE_NONE (UINT32_MAX) */
+    const struct fn_ctable_s *ct;  /* the sets' table (NULL: no example has one) */
 } fn_batch;
 
 int batch_init(fn_batch *b, int cap, size_t fcap);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "binfile.h"
+#include "ctable.h"
 #include "fn_error.h"
 
 /* ---- examples <-> raw payload ------------------------------------------- */
@@ -134,17 +135,17 @@ static inline void get_f32s(float *dst, const uint8_t *src, size_t n)
 static inline int decode_one(binfmt_cursor *c, fn_batch *b, int from_last, size_t sn, int nfields)
 {
     const uint8_t *p = c->heads + c->h_at, *end = c->heads + c->h_len;
-    uint64_t z, sh, nw;
+    uint64_t z, sh, nw, gs;
     unsigned fl;
-    if (end - p >= 4 && !((p[0] | p[2] | p[3]) & 0x80)) {
-        /* the usual head: four one-byte fields */
+    size_t u;
+    if (end - p >= 5 && !((p[0] | p[2] | p[3]) & 0x80)) {
+        /* the usual head: four one-byte fields, then the set */
         z = p[0];
         fl = p[1];
         sh = p[2];
         nw = p[3];
         p += 4;
     } else {
-        size_t u;
         if (!get_varint(p, end, &z, &u)) return fn_fail(FN_EPARSE, "example %u: sample id cut off or malformed", c->done);
         p += u;
         if (p >= end) return fn_fail(FN_EPARSE, "example %u: flags cut off", c->done);
@@ -154,6 +155,11 @@ static inline int decode_one(binfmt_cursor *c, fn_batch *b, int from_last, size_
         if (!get_varint(p, end, &nw, &u)) return fn_fail(FN_EPARSE, "example %u: feature count cut off or malformed", c->done);
         p += u;
     }
+    if (!get_varint(p, end, &gs, &u)) return fn_fail(FN_EPARSE, "example %u: common-feature set cut off or malformed", c->done);
+    p += u;
+    if (gs > c->n_sets)
+        return fn_fail(FN_EPARSE, "example %u names common-feature set %llu, the data set's table has %llu%s", c->done,
+                       (unsigned long long)(gs - 1), (unsigned long long)c->n_sets, c->n_sets ? "" : " (no " BINFMT_CTABLE " beside the part files)");
     if (fl & ~(BINFMT_FLAG_CLICK | BINFMT_FLAG_BUY | BINFMT_FLAG_ONES)) return fn_fail(FN_EPARSE, "example %u: unknown flags 0x%02x", c->done, fl);
     if (sh > sn) return fn_fail(FN_EPARSE, "example %u shares %llu features with the previous example, which has %zu", c->done, (unsigned long long)sh, sn);
     if (nw > BINFMT_MAX_FEATURES - sh)
@@ -202,6 +208,7 @@ static inline int decode_one(binfmt_cursor *c, fn_batch *b, int from_last, size_
     b->sample_id[i] = c->prev_id;
     b->click[i] = (float)(fl & BINFMT_FLAG_CLICK);
     b->buy[i] = (float)((fl & BINFMT_FLAG_BUY) >> 1);
+    b->set[i] = gs ? (uint32_t)(gs - 1) : CTABLE_NONE;
     b->nf = o + nf;
     b->n = i + 1;
     b->off[i + 1] = b->nf;
@@ -483,7 +490,7 @@ int binfmt_writer_add(binfmt_writer *w, const fn_batch *b, int i)
         return fn_fail(FN_ETOOBIG, "%s: sample %llu has %zu features, over the limit of %u", w->path, (unsigned long long)b->sample_id[i], nf,
                        BINFMT_MAX_FEATURES);
     /* a block never outgrows BINFMT_MAX_RAW (nor u32 counts) */
-    if (w_raw_len(w) + 31 + 14 * nf > BINFMT_MAX_RAW) {
+    if (w_raw_len(w) + 41 + 14 * nf > BINFMT_MAX_RAW) {
         int rc = w_flush_block(w);
         if (rc) return rc;
     }
@@ -495,7 +502,7 @@ int binfmt_writer_add(binfmt_writer *w, const fn_batch *b, int i)
     size_t nw = nf - sh;
     int ones = 1;
     for (size_t j = sh; j < nf && ones; j++) ones = f32_bits(val[j]) == ONE_BITS;
-    if (wbuf_room(&w->heads, 31) || wbuf_room(&w->fields, 2 * nw) || wbuf_room(&w->keys, 8 * nw) || wbuf_room(&w->vals, ones ? 0 : 4 * nw) ||
+    if (wbuf_room(&w->heads, 41) || wbuf_room(&w->fields, 2 * nw) || wbuf_room(&w->keys, 8 * nw) || wbuf_room(&w->vals, ones ? 0 : 4 * nw) ||
         batch_reserve_features(&w->prev, nf))
         return fn_fail(FN_ENOMEM, "%s: out of memory", w->path);
     uint8_t *h = w->heads.p + w->heads.len;
@@ -503,6 +510,7 @@ int binfmt_writer_add(binfmt_writer *w, const fn_batch *b, int i)
     h[hl++] = (uint8_t)((b->click[i] != 0 ? BINFMT_FLAG_CLICK : 0) | (b->buy[i] != 0 ? BINFMT_FLAG_BUY : 0) | (ones ? BINFMT_FLAG_ONES : 0));
     hl += put_varint(h + hl, sh);
     hl += put_varint(h + hl, nw);
+    hl += put_varint(h + hl, b->ct && b->set[i] != CTABLE_NONE ? (uint64_t)b->set[i] + 1 : 0);
     w->heads.len += hl;
     uint8_t *fp = w->fields.p + w->fields.len, *kp = w->keys.p + w->keys.len, *vp = w->vals.p + w->vals.len;
     for (size_t j = 0; j < nw; j++) {
@@ -710,6 +718,7 @@ struct binfmt_set {
     uint64_t blocks, examples, bytes;
     uint64_t *first;   /* blocks + 1: global number of each global block's first example */
     int nfields;
+    fn_ctable *ct;     /* the common-feature table beside the parts, if any */
 };
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -798,6 +807,19 @@ int binfmt_set_open(binfmt_set **out, const char *path, const fn_schema *schema)
             }
         s->first[g] = e;
     }
+    if (!rc) { /* the common-feature table: DIR/common.fct, or beside the one file */
+        char tp[4200];
+        if (is_dir) snprintf(tp, sizeof tp, "%s/%s", path, BINFMT_CTABLE);
+        else {
+            const char *sl = strrchr(path, '/');
+            snprintf(tp, sizeof tp, "%.*s%s", sl ? (int)(sl - path + 1) : 0, path, BINFMT_CTABLE);
+        }
+        if (access(tp, F_OK) == 0) {
+            rc = ctable_open(&s->ct, tp, schema);
+            if (!rc && s->ct->dataset_id != s->files[0].id)
+                rc = fn_fail(FN_EPARSE, "%s belongs to another conversion than %s (data set ids differ)", tp, s->files[0].path);
+        }
+    }
     if (rc) binfmt_set_close(&s);
     else *out = s;
 done:
@@ -814,6 +836,7 @@ void binfmt_set_close(binfmt_set **sp)
     for (size_t i = 0; i < s->nfiles; i++) bfile_free(&s->files[i]);
     free(s->files);
     free(s->first);
+    ctable_close(&s->ct);
     free(s);
     *sp = NULL;
 }
@@ -888,6 +911,7 @@ int binfmt_reader_open(binfmt_reader **out, const binfmt_set *s, int part, int n
     r->e1 = s->examples * (uint64_t)(part + 1) / (uint64_t)nparts;
     r->fd = -1;
     if (binfmt_cursor_new(&r->cur)) { free(r); return FN_ENOMEM; }
+    r->cur.n_sets = s->ct ? s->ct->n_sets : 0;
     place(r, r->e0);
     *out = r;
     return FN_OK;
@@ -972,6 +996,7 @@ static uint64_t next_example(const binfmt_reader *r)
 int binfmt_reader_next(binfmt_reader *r, fn_batch *b, int max)
 {
     batch_clear(b);
+    b->ct = r->s->ct;
     if (max > b->cap) max = b->cap;
     int rc = FN_OK;
     while (b->n < max) {

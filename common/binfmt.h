@@ -121,7 +121,8 @@
 #define BINFMT_BLOCK_MAGIC 0x4B4C4246u /* "FBLK" */
 #define BINFMT_INDEX_MAGIC 0x58444946u /* "FIDX" */
 #define BINFMT_END_MAGIC 0x444E4546u   /* "FEND" */
-#define BINFMT_VERSION 1u
+#define BINFMT_VERSION 2u
+#define BINFMT_CTABLE "common.fct"     /* the data set's common-feature table, beside its parts */
 #define BINFMT_HEADER_FIXED 28u        /* file header bytes besides the schema */
 #define BINFMT_BLOCK_HEADER 24u
 #define BINFMT_FOOTER 32u
@@ -147,6 +148,7 @@ typedef struct {
     uint32_t nnew, new_at, nval, val_at;           /* features and values: count, used */
     uint32_t n, done;                              /* examples in the block, produced */
     uint64_t prev_id;
+    uint64_t n_sets;                               /* sets of the data set's table (0: none) */
     fn_batch last;                                 /* the last example produced (owned) */
 } binfmt_cursor;
 

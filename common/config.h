@@ -16,6 +16,7 @@ typedef struct {
     const char *model;
     const char *format;
     const char *train, *common, *test, *test_common, *test_truth;
+    const char *common_cache;  /* aliccp: where the common-feature tables go (NULL: RUN_DIR/cache) */
     const char *out;
     const char *fields;
     const char *hidden_s, *bottom_s;

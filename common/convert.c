@@ -28,6 +28,7 @@
 
 #include "aliccp.h"
 #include "binfmt.h"
+#include "ctable.h"
 #include "flags.h"
 #include "fn_error.h"
 #include "hash.h"
@@ -166,19 +167,26 @@ int convert_main(int argc, char **argv)
 
     double t0 = now_sec();
     int stop = !strcmp(bad, "stop");
-    aliccp_common *common = NULL;
+    fn_ctable *common = NULL;
     aliccp_reader *r = NULL;
     fn_batch b;
     memset(&b, 0, sizeof b);
     parts p = {0};
-    if ((rc = aliccp_common_load(&common, common_path, &schema, stop))) { log_error("%s", fn_err_msg()); return 1; }
-    const aliccp_stats *cst = aliccp_common_stats(common);
-    log_info("%s: %zu common feature sets (%zu features, %.1f MB in memory) loaded in %.1f s%s", common_path, aliccp_common_count(common),
-             aliccp_common_features(common), (double)aliccp_common_bytes(common) / 1e6, now_sec() - t0,
-             cst->bad_lines ? " (with malformed lines skipped, see above)" : "");
+    uint64_t id = fn_mix64((uint64_t)time(NULL) ^ (uint64_t)getpid() << 32 ^ fn_hash64(data, strlen(data), (uint64_t)now_sec()));
+    /* the common-feature table, under a name of its own until the parts are in */
+    char ct_tmp[4200], ct_path[4200];
+    snprintf(ct_tmp, sizeof ct_tmp, "%s/.%s.%016llx", out, BINFMT_CTABLE, (unsigned long long)id);
+    snprintf(ct_path, sizeof ct_path, "%s/%s", out, BINFMT_CTABLE);
+    if ((rc = ctable_build(common_path, &schema, stop, id, ct_tmp)) || (rc = ctable_open(&common, ct_tmp, &schema))) {
+        log_error("%s", fn_err_msg());
+        unlink(ct_tmp);
+        return 1;
+    }
+    log_info("%s: %llu common feature sets, %llu entries (%.1f MB table) in %.1f s%s", common_path, (unsigned long long)common->n_sets,
+             (unsigned long long)common->n_entries, (double)ctable_file_bytes(common) / 1e6, now_sec() - t0,
+             common->bad_lines ? " (with malformed lines skipped, see above)" : "");
     rc = aliccp_reader_open(&r, data, common, &schema, 0, 1, stop);
     if (!rc && batch_init(&b, CONVERT_BATCH, (size_t)CONVERT_BATCH * 64)) rc = fn_fail(FN_ENOMEM, "out of memory");
-    uint64_t id = fn_mix64((uint64_t)time(NULL) ^ (uint64_t)getpid() << 32 ^ fn_hash64(data, strlen(data), (uint64_t)now_sec()));
     size_t block_bytes = (size_t)block_kb << 10;
     uint64_t in_part = 0;
     while (!rc) {
@@ -206,7 +214,9 @@ int convert_main(int argc, char **argv)
         bytes += ws->file_bytes;
     }
     for (size_t i = 0; i < p.n && !rc; i++) rc = binfmt_writer_commit(&p.w[i]);
+    if (!rc && rename(ct_tmp, ct_path)) rc = fn_fail(FN_EIO, "cannot rename %s to %s: %s", ct_tmp, ct_path, strerror(errno));
     if (rc) {
+        unlink(ct_tmp);
         log_error("%s", fn_err_msg());
         /* removes the temporary files; if a rename failed midway, the parts
          * renamed before it lack the last-part mark and readers refuse them */
@@ -218,18 +228,19 @@ int convert_main(int argc, char **argv)
         double secs = now_sec() - t0;
         const aliccp_stats *st = aliccp_reader_stats(r);
         uint64_t in = file_size(data) + file_size(common_path);
+        bytes += ctable_file_bytes(common);
         log_info("%s -> %s: %llu examples in %zu part(s), %llu blocks; %llu bad line(s) skipped (%llu with an unknown md5), "
                  "%llu feature item(s) of fields outside --fields ignored%s",
                  data, out, (unsigned long long)examples, p.n, (unsigned long long)blocks,
-                 (unsigned long long)(st->bad_lines + cst->bad_lines), (unsigned long long)st->missing_common,
-                 (unsigned long long)(st->unknown_items + cst->unknown_items), removed ? "; old parts removed" : "");
+                 (unsigned long long)(st->bad_lines + common->bad_lines), (unsigned long long)st->missing_common,
+                 (unsigned long long)(st->unknown_items + common->unknown_items), removed ? "; old parts removed" : "");
         log_info("bytes in %.1f MB (text), raw %.1f MB, out %.1f MB (%.1f%% of the text); %.2f s, %.0f impressions/s", (double)in / 1e6,
                  (double)raw / 1e6, (double)bytes / 1e6, in ? 100.0 * (double)bytes / (double)in : 0.0, secs,
                  (double)examples / (secs > 1e-9 ? secs : 1e-9));
         free(p.w);
     }
     aliccp_reader_close(&r);
-    aliccp_common_destroy(&common);
+    ctable_close(&common);
     batch_free(&b);
     return rc ? 1 : 0;
 }

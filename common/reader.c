@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "binfmt.h"
+#include "ctable.h"
+#include "log.h"
 #include "fn_error.h"
 #include "zipfstream.h"
 
@@ -16,7 +18,7 @@ struct fn_dataset {
     char *path;
     const fn_schema *schema;
     int stop_on_bad;
-    aliccp_common *common;
+    fn_ctable *common;
     binfmt_set *bin;
     zipf_spec zipf;
     char describe[4400];
@@ -31,6 +33,12 @@ struct fn_reader {
 
 int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
                  const fn_schema *schema, int stop_on_bad)
+{
+    return dataset_open_cached(out, format, path, common, schema, stop_on_bad, NULL);
+}
+
+int dataset_open_cached(fn_dataset **out, const char *format, const char *path, const char *common,
+                        const fn_schema *schema, int stop_on_bad, const char *cache_dir)
 {
     *out = NULL;
     int fmt = !strcmp(format, "aliccp") ? FORMAT_ALICCP : !strcmp(format, "bin") ? FORMAT_BIN : !strcmp(format, "zipf") ? FORMAT_ZIPF : 0;
@@ -52,9 +60,17 @@ int dataset_open(fn_dataset **out, const char *format, const char *path, const c
                      (unsigned long long)d->zipf.n, schema->n, (unsigned long long)d->zipf.vocab, d->zipf.s, (unsigned long long)d->zipf.seed,
                      (unsigned long long)d->zipf.world);
     } else if (fmt == FORMAT_ALICCP) {
-        rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
-        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets, %zu features, %.1f MB in memory)", path,
-                          aliccp_common_count(d->common), aliccp_common_features(d->common), (double)aliccp_common_bytes(d->common) / 1e6);
+        rc = ctable_from_text(&d->common, common, schema, stop_on_bad, cache_dir);
+        if (!rc && d->common->bad_lines) {
+            if (stop_on_bad) rc = fn_fail(FN_EPARSE, "%s: %llu malformed line(s) (see the log of the run that built %s)", common,
+                                          (unsigned long long)d->common->bad_lines, d->common->path);
+            else log_warn("%s: %llu malformed line(s) skipped, %llu unknown items ignored", common,
+                          (unsigned long long)d->common->bad_lines, (unsigned long long)d->common->unknown_items);
+        }
+        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %llu common feature sets, %llu entries, %llu distinct keys; table %.1f MB mapped, %.1f MB private)",
+                          path, (unsigned long long)d->common->n_sets, (unsigned long long)d->common->n_entries,
+                          (unsigned long long)d->common->n_keys, (double)ctable_file_bytes(d->common) / 1e6,
+                          (double)ctable_private_bytes(d->common) / 1e6);
     } else {
         rc = binfmt_set_open(&d->bin, path, schema);
         if (!rc)
@@ -71,7 +87,7 @@ void dataset_close(fn_dataset **dp)
 {
     fn_dataset *d = *dp;
     if (!d) return;
-    aliccp_common_destroy(&d->common);
+    ctable_close(&d->common);
     binfmt_set_close(&d->bin);
     free(d->path);
     free(d);

@@ -40,6 +40,10 @@ typedef struct fn_reader fn_reader;
  * for bin). */
 int dataset_open(fn_dataset **out, const char *format, const char *path, const char *common,
                  const fn_schema *schema, int stop_on_bad);
+/* The same, with the Ali-CCP common features' table (common/ctable.h)
+ * built into, or reused from, cache_dir (NULL: a private temporary file). */
+int dataset_open_cached(fn_dataset **out, const char *format, const char *path, const char *common,
+                        const fn_schema *schema, int stop_on_bad, const char *cache_dir);
 void dataset_close(fn_dataset **d);
 /* One line for logs: what was loaded. */
 const char *dataset_describe(const fn_dataset *d);

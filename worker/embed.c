@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctable.h"
 #include "fn_error.h"
 #include "hash.h"
+#include "par.h"
 
 int embed_init(embed_table *e, uint32_t table, int n_servers, int dim, int n_fields)
 {
@@ -23,6 +25,8 @@ void embed_free(embed_table *e)
     free(e->uniq); free(e->entry_u); free(e->rows); free(e->grads); free(e->srv_off);
     free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
     free(e->set_key); free(e->set_val); free(e->set_gen);
+    free(e->grp); free(e->gset); free(e->goff); free(e->mem_off); free(e->mem); free(e->gentry_u); free(e->gx);
+    free(e->gs_key); free(e->gs_val); free(e->gs_gen); free(e->tgrads);
     memset(e, 0, sizeof *e);
 }
 
@@ -34,6 +38,9 @@ static int grow(embed_table *e, size_t nf)
         uint32_t *eu = realloc(e->entry_u, cap * sizeof *eu);
         if (!eu) return FN_ENOMEM;
         e->entry_u = eu;
+        uint32_t *gu = realloc(e->gentry_u, cap * sizeof *gu);
+        if (!gu) return FN_ENOMEM;
+        e->gentry_u = gu;
         e->cap_entries = cap;
         /* unique keys never outnumber entries: size those arrays alike */
         size_t d = (size_t)e->dim;
@@ -102,28 +109,128 @@ static void sort_kp(embed_kp *a, embed_kp *tmp, size_t n)
     if (src != a) memcpy(a, src, n * sizeof *a);
 }
 
-int embed_prepare(embed_table *e, const fn_batch *b)
+/* Room for B examples and their groups. */
+static int grow_examples(embed_table *e, int B, int F, int D)
 {
-    if (grow(e, b->nf > 0 ? b->nf : 1)) return FN_ENOMEM;
-    if (++e->gen == 0) { /* generation wrapped: clear once */
-        memset(e->set_gen, 0, e->set_cap * sizeof *e->set_gen);
-        e->gen = 1;
+    if (B <= e->cap_ex) return FN_OK;
+    int cap = e->cap_ex ? e->cap_ex : 256;
+    while (cap < B) cap *= 2;
+    free(e->grp); free(e->gset); free(e->goff); free(e->mem_off); free(e->mem); free(e->gx);
+    free(e->gs_key); free(e->gs_val); free(e->gs_gen);
+    e->grp = malloc((size_t)cap * sizeof *e->grp);
+    e->gset = malloc((size_t)cap * sizeof *e->gset);
+    e->goff = malloc(((size_t)cap + 1) * sizeof *e->goff);
+    e->mem_off = malloc(((size_t)cap + 1) * sizeof *e->mem_off);
+    e->mem = malloc((size_t)cap * sizeof *e->mem);
+    e->gx = malloc((size_t)cap * (size_t)F * (size_t)D * sizeof *e->gx);
+    e->gs_cap = 1;
+    while (e->gs_cap < 2 * (size_t)cap) e->gs_cap *= 2;
+    e->gs_key = malloc(e->gs_cap * sizeof *e->gs_key);
+    e->gs_val = malloc(e->gs_cap * sizeof *e->gs_val);
+    e->gs_gen = calloc(e->gs_cap, sizeof *e->gs_gen);
+    if (!e->grp || !e->gset || !e->goff || !e->mem_off || !e->mem || !e->gx || !e->gs_key || !e->gs_val || !e->gs_gen) {
+        e->cap_ex = 0;
+        return FN_ENOMEM;
     }
-    size_t mask = e->set_cap - 1, n = 0;
-    for (size_t k = 0; k < b->nf; k++) {
-        uint64_t key = batch_table_key(b->key[k], e->table);
-        size_t h = (size_t)fn_mix64(key) & mask;
+    e->cap_ex = cap;
+    return FN_OK;
+}
+
+/* The batch's distinct sets, in first-seen order, and each example's. */
+static void find_groups(embed_table *e, const fn_batch *b)
+{
+    e->ng = 0;
+    if (!b->ct) {
+        for (int i = 0; i < b->n; i++) e->grp[i] = -1;
+        e->goff[0] = 0;
+        e->mem_off[0] = 0;
+        return;
+    }
+    const fn_ctable *ct = b->ct;
+    size_t mask = e->gs_cap - 1;
+    uint32_t gen = e->gen; /* bumped by the caller for this batch */
+    int prev_set = -1, prev_g = -1;
+    for (int i = 0; i < b->n; i++) {
+        uint32_t s = b->set[i];
+        if (s == CTABLE_NONE || s >= ct->n_sets) { e->grp[i] = -1; continue; }
+        if ((int)s == prev_set) { e->grp[i] = prev_g; continue; } /* runs of one request */
+        size_t h = (size_t)fn_mix64(s) & mask;
         for (;;) {
-            if (e->set_gen[h] != e->gen) {
-                e->set_gen[h] = e->gen;
-                e->set_key[h] = key;
-                e->set_val[h] = (uint32_t)n;
-                e->uniq[n] = key;
-                e->entry_u[k] = (uint32_t)n++;
+            if (e->gs_gen[h] != gen) {
+                e->gs_gen[h] = gen;
+                e->gs_key[h] = s;
+                e->gs_val[h] = (uint32_t)e->ng;
+                e->gset[e->ng] = s;
+                e->grp[i] = e->ng++;
                 break;
             }
-            if (e->set_key[h] == key) { e->entry_u[k] = e->set_val[h]; break; }
+            if (e->gs_key[h] == s) { e->grp[i] = (int32_t)e->gs_val[h]; break; }
             h = (h + 1) & mask;
+        }
+        prev_set = (int)s;
+        prev_g = e->grp[i];
+    }
+    /* entries of each group, examples of each group (counting sort) */
+    e->goff[0] = 0;
+    for (int g = 0; g < e->ng; g++) e->goff[g + 1] = e->goff[g] + (size_t)(ct->off[e->gset[g] + 1] - ct->off[e->gset[g]]);
+    memset(e->mem_off, 0, ((size_t)e->ng + 1) * sizeof *e->mem_off);
+    for (int i = 0; i < b->n; i++)
+        if (e->grp[i] >= 0) e->mem_off[e->grp[i] + 1]++;
+    for (int g = 0; g < e->ng; g++) e->mem_off[g + 1] += e->mem_off[g];
+    for (int i = 0; i < b->n; i++) /* each start becomes its end */
+        if (e->grp[i] >= 0) e->mem[e->mem_off[e->grp[i]]++] = (uint32_t)i;
+    for (int g = e->ng; g > 0; g--) e->mem_off[g] = e->mem_off[g - 1];
+    e->mem_off[0] = 0;
+}
+
+size_t embed_entries(const embed_table *e, const fn_batch *b)
+{
+    size_t n = b->nf;
+    if (b->ct)
+        for (int i = 0; i < b->n; i++)
+            if (e->grp[i] >= 0) n += e->goff[e->grp[i] + 1] - e->goff[e->grp[i]];
+    return n;
+}
+
+/* The unique index of a key (table-0 key0), added if new. */
+static inline uint32_t uniq_of(embed_table *e, uint64_t key0, size_t *n)
+{
+    uint64_t key = batch_table_key(key0, e->table);
+    size_t mask = e->set_cap - 1, h = (size_t)fn_mix64(key) & mask;
+    for (;;) {
+        if (e->set_gen[h] != e->gen) {
+            e->set_gen[h] = e->gen;
+            e->set_key[h] = key;
+            e->set_val[h] = (uint32_t)*n;
+            e->uniq[*n] = key;
+            return (uint32_t)(*n)++;
+        }
+        if (e->set_key[h] == key) return e->set_val[h];
+        h = (h + 1) & mask;
+    }
+}
+
+int embed_prepare(embed_table *e, const fn_batch *b)
+{
+    if (grow_examples(e, b->n > 0 ? b->n : 1, e->n_fields, e->dim)) return FN_ENOMEM;
+    if (++e->gen == 0) { /* generation wrapped: clear once */
+        if (e->set_gen) memset(e->set_gen, 0, e->set_cap * sizeof *e->set_gen);
+        memset(e->gs_gen, 0, e->gs_cap * sizeof *e->gs_gen);
+        e->gen = 1;
+    }
+    find_groups(e, b);
+    size_t ng_entries = e->goff[e->ng];
+    uint32_t gen = e->gen;
+    if (grow(e, b->nf + ng_entries > 0 ? b->nf + ng_entries : 1)) return FN_ENOMEM;
+    e->gen = gen; /* grow may have made a new, zeroed key set (and reset gen): this batch's stamp still works */
+    size_t n = 0;
+    for (size_t k = 0; k < b->nf; k++) e->entry_u[k] = uniq_of(e, b->key[k], &n);
+    if (e->ng) {
+        const fn_ctable *ct = b->ct;
+        for (int g = 0; g < e->ng; g++) {
+            uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
+            uint32_t *gu = e->gentry_u + e->goff[g];
+            for (uint64_t k = a; k < z; k++) gu[k - a] = uniq_of(e, ct->keys[ct->ent[k].kid], &n);
         }
     }
     e->n_uniq = n;
@@ -148,32 +255,149 @@ int embed_prepare(embed_table *e, const fn_batch *b)
     return FN_OK;
 }
 
-void embed_pool(const embed_table *e, const fn_batch *b, float *x)
+static inline void axpy(float *restrict dst, const float *restrict src, float v, int D)
 {
+    if (D == 16) {
+        for (int d = 0; d < 16; d++) dst[d] += v * src[d];
+    } else {
+        for (int d = 0; d < D; d++) dst[d] += v * src[d];
+    }
+}
+
+typedef struct {
+    embed_table *e;
+    const fn_batch *b;
+    float *x;
+    const float *dx;
+    float scale;
+} pool_job;
+
+/* gx[g] = the group's set pooled, for this thread's groups */
+static void pool_groups(void *arg, int j, int nt)
+{
+    pool_job *q = arg;
+    embed_table *e = q->e;
+    const fn_ctable *ct = q->b->ct;
     const int D = e->dim, F = e->n_fields;
-    memset(x, 0, sizeof(float) * (size_t)b->n * (size_t)F * (size_t)D);
-    for (int i = 0; i < b->n; i++) {
-        float *xi = x + (size_t)i * F * D;
-        for (size_t k = b->off[i]; k < b->off[i + 1]; k++) {
-            float *dst = xi + (size_t)b->field[k] * D;
-            const float *row = e->rows + (size_t)e->entry_u[k] * D;
-            float v = b->val[k];
-            for (int d = 0; d < D; d++) dst[d] += v * row[d];
+    int lo, hi;
+    par_rows(e->ng, j, nt, &lo, &hi);
+    for (int g = lo; g < hi; g++) {
+        float *xg = e->gx + (size_t)g * F * D;
+        memset(xg, 0, sizeof(float) * (size_t)F * (size_t)D);
+        uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
+        const uint32_t *gu = e->gentry_u + e->goff[g];
+        for (uint64_t k = a; k < z; k++)
+            axpy(xg + (size_t)ct->field[k] * D, e->rows + (size_t)gu[k - a] * D, ct->ent[k].val, D);
+    }
+}
+
+/* x[i] = its group's gx + its own entries, for this thread's examples */
+static void pool_examples(void *arg, int j, int nt)
+{
+    pool_job *q = arg;
+    embed_table *e = q->e;
+    const fn_batch *b = q->b;
+    const int D = e->dim, F = e->n_fields;
+    const size_t W = (size_t)F * (size_t)D;
+    int lo, hi;
+    par_rows(b->n, j, nt, &lo, &hi);
+    for (int i = lo; i < hi; i++) {
+        float *xi = q->x + (size_t)i * W;
+        if (e->grp[i] >= 0) memcpy(xi, e->gx + (size_t)e->grp[i] * W, sizeof(float) * W);
+        else memset(xi, 0, sizeof(float) * W);
+        for (size_t k = b->off[i]; k < b->off[i + 1]; k++)
+            axpy(xi + (size_t)b->field[k] * D, e->rows + (size_t)e->entry_u[k] * D, b->val[k], D);
+    }
+}
+
+void embed_pool(embed_table *e, const fn_batch *b, float *x, par *pool)
+{
+    pool_job q = {e, b, x, NULL, 1.0f};
+    if (e->ng) par_run(e->ng > 1 ? pool : NULL, pool_groups, &q);
+    par_run(b->n > 1 ? pool : NULL, pool_examples, &q);
+}
+
+/* gx[g] = Σ dx over the group's examples, for this thread's groups */
+static void sum_groups(void *arg, int j, int nt)
+{
+    pool_job *q = arg;
+    embed_table *e = q->e;
+    const size_t W = (size_t)e->n_fields * (size_t)e->dim;
+    int lo, hi;
+    par_rows(e->ng, j, nt, &lo, &hi);
+    for (int g = lo; g < hi; g++) {
+        float *dg = e->gx + (size_t)g * W;
+        uint32_t m0 = e->mem_off[g], m1 = e->mem_off[g + 1];
+        memcpy(dg, q->dx + (size_t)e->mem[m0] * W, sizeof(float) * W);
+        for (uint32_t m = m0 + 1; m < m1; m++) {
+            const float *di = q->dx + (size_t)e->mem[m] * W;
+            for (size_t c = 0; c < W; c++) dg[c] += di[c];
         }
     }
 }
 
-void embed_backward(embed_table *e, const fn_batch *b, const float *dx, float scale)
+/* this thread's share of the entries, scattered into its gradient block:
+ * thread j takes examples and groups [lo, hi) of each */
+static void scatter(void *arg, int j, int nt)
 {
+    pool_job *q = arg;
+    embed_table *e = q->e;
+    const fn_batch *b = q->b;
     const int D = e->dim, F = e->n_fields;
-    memset(e->grads, 0, sizeof(float) * e->n_uniq * (size_t)D);
-    for (int i = 0; i < b->n; i++) {
-        const float *di = dx + (size_t)i * F * D;
-        for (size_t k = b->off[i]; k < b->off[i + 1]; k++) {
-            const float *src = di + (size_t)b->field[k] * D;
-            float *g = e->grads + (size_t)e->entry_u[k] * D;
-            float v = b->val[k] * scale;
-            for (int d = 0; d < D; d++) g[d] += v * src[d];
+    const size_t W = (size_t)F * (size_t)D;
+    float *G = j ? e->tgrads + (size_t)(j - 1) * e->n_uniq * (size_t)D : e->grads;
+    memset(G, 0, sizeof(float) * e->n_uniq * (size_t)D);
+    const float sc = q->scale;
+    int lo, hi;
+    par_rows(b->n, j, nt, &lo, &hi);
+    for (int i = lo; i < hi; i++) {
+        const float *di = q->dx + (size_t)i * W;
+        for (size_t k = b->off[i]; k < b->off[i + 1]; k++)
+            axpy(G + (size_t)e->entry_u[k] * D, di + (size_t)b->field[k] * D, b->val[k] * sc, D);
+    }
+    if (!e->ng) return;
+    const fn_ctable *ct = b->ct;
+    par_rows(e->ng, j, nt, &lo, &hi);
+    for (int g = lo; g < hi; g++) {
+        const float *dg = e->gx + (size_t)g * W;
+        uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
+        const uint32_t *gu = e->gentry_u + e->goff[g];
+        for (uint64_t k = a; k < z; k++)
+            axpy(G + (size_t)gu[k - a] * D, dg + (size_t)ct->field[k] * D, ct->ent[k].val * sc, D);
+    }
+}
+
+/* grads += the other threads' blocks, for this thread's range of keys */
+static void reduce(void *arg, int j, int nt)
+{
+    pool_job *q = arg;
+    embed_table *e = q->e;
+    const size_t D = (size_t)e->dim, n = e->n_uniq * D;
+    size_t lo = n * (size_t)j / (size_t)nt, hi = n * (size_t)(j + 1) / (size_t)nt;
+    for (int t = 0; t < e->tgrads_threads; t++) {
+        const float *src = e->tgrads + (size_t)t * n;
+        for (size_t c = lo; c < hi; c++) e->grads[c] += src[c];
+    }
+}
+
+int embed_backward(embed_table *e, const fn_batch *b, const float *dx, float scale, par *pool)
+{
+    pool_job q = {e, b, NULL, dx, scale};
+    int nt = par_threads(pool);
+    /* a thread's share must be worth waking it for */
+    if (embed_entries(e, b) < 16384 || b->n < 2) { pool = NULL; nt = 1; }
+    if (nt > 1) {
+        size_t need = (size_t)(nt - 1) * e->n_uniq * (size_t)e->dim;
+        if (need > e->tgrads_cap) {
+            float *t = realloc(e->tgrads, need * sizeof *t);
+            if (!t) return FN_ENOMEM;
+            e->tgrads = t;
+            e->tgrads_cap = need;
         }
     }
+    e->tgrads_threads = nt - 1;
+    if (e->ng) par_run(e->ng > 1 ? pool : NULL, sum_groups, &q);
+    par_run(pool, scatter, &q);
+    if (nt > 1) par_run(pool, reduce, &q);
+    return FN_OK;
 }

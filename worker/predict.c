@@ -91,7 +91,7 @@ int predict_main(int argc, char **argv)
                 if (w) memcpy(dst, w, sizeof(float) * (size_t)m.spec.dim);
                 else memset(dst, 0, sizeof(float) * (size_t)m.spec.dim);
             }
-            embed_pool(&emb[k], &b, ws.x[k]);
+            embed_pool(&emb[k], &b, ws.x[k], pool);
         }
         model_forward(&m, &ws, b.n);
         for (int i = 0; i < b.n; i++) predio_row(f, b.sample_id[i], p, (size_t)i);

@@ -164,7 +164,7 @@ static int pull_pool(trainer *t, const fn_batch *b, embed_table *emb, int readon
     for (int k = 0; k < t->m.n_tables; k++) {
         int rc = pulled ? FN_OK : ps_client_pull(t->client, &emb[k], readonly);
         if (rc) return rc;
-        embed_pool(&emb[k], b, t->ws.x[k]);
+        embed_pool(&emb[k], b, t->ws.x[k], t->pool);
     }
     return FN_OK;
 }
@@ -509,8 +509,11 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
 
     fn_dataset *train_ds = NULL;
     double t_load = now_s();
-    if ((rc = dataset_open(&train_ds, c->format, c->train, c->common, &t.schema, stop_on_bad))) fail_job("opening the training data", rc);
-    if (c->test && (rc = dataset_open(&t.test_ds, c->format, c->test, c->test_common, &t.schema, stop_on_bad))) fail_job("opening the test data", rc);
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s", c->common_cache ? c->common_cache : c->out);
+    if (!c->common_cache) strncat(cache, "/cache", sizeof cache - strlen(cache) - 1);
+    if ((rc = dataset_open_cached(&train_ds, c->format, c->train, c->common, &t.schema, stop_on_bad, cache))) fail_job("opening the training data", rc);
+    if (c->test && (rc = dataset_open_cached(&t.test_ds, c->format, c->test, c->test_common, &t.schema, stop_on_bad, cache))) fail_job("opening the test data", rc);
     if (t.rank == 0) {
         log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
                  c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
@@ -590,7 +593,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
                 double loss[TASK_COUNT];
                 int cnt[TASK_COUNT];
                 model_backward(&t.m, &t.ws, b->n, b->click, b->buy, scale, t.grads, loss, cnt);
-                for (int k = 0; k < t.m.n_tables; k++) embed_backward(&emb[k], b, t.ws.dx[k], 1.0f);
+                for (int k = 0; k < t.m.n_tables; k++)
+                    if ((rc = embed_backward(&emb[k], b, t.ws.dx[k], 1.0f, t.pool))) fail_job("embedding gradients", rc);
                 t.tm[TM_TOWERS] += (tb = now_s()) - ta;
                 pulled = 0;
                 if (sent) { /* the next batch's rows; a second table's after the first's */

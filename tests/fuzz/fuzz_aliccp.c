@@ -38,6 +38,23 @@
 #include "hash.h"
 #include "schema.h"
 
+/* the common features are a table now (common/ctable.h): the old loader's names */
+typedef fn_ctable aliccp_common;
+static int aliccp_common_load(aliccp_common **c, const char *path, const fn_schema *s, int stop)
+{
+    int rc = ctable_from_text(c, path, s, stop, NULL);
+    if (rc) *c = NULL;
+    return rc;
+}
+#define aliccp_common_destroy ctable_close
+static size_t aliccp_common_count(const fn_ctable *c) { return c->n_sets; }
+static const aliccp_stats *aliccp_common_stats(const fn_ctable *c)
+{
+    static aliccp_stats st;
+    st = (aliccp_stats){.lines = c->lines, .examples = c->n_sets, .bad_lines = c->bad_lines, .unknown_items = c->unknown_items};
+    return &st;
+}
+
 #define MAX_BATCH 3 /* small, so batch boundaries fall everywhere */
 
 static fn_schema schema;

@@ -40,6 +40,7 @@
 #include "batch.h"
 #include "binfile.h"
 #include "binfmt.h"
+#include "ctable.h"
 #include "convert.h"
 #include "fn_error.h"
 #include "hash.h"
@@ -611,9 +612,16 @@ static void test_convert(void)
     if (!rc) {
         reader_next(ra, &x, 100000);
         reader_next(rb, &y, 100000);
-        int same = x.n == y.n;
-        for (int i = 0; same && i < x.n; i++) same = same_example(&x, i, &y, i);
+        /* the same sets named, and the same features once each set is copied in */
+        fn_batch fx, fy;
+        batch_init(&fx, 100000, 16);
+        batch_init(&fy, 100000, 16);
+        int same = x.n == y.n && x.ct && y.ct && ctable_flatten(&x, &fx) == FN_OK && ctable_flatten(&y, &fy) == FN_OK;
+        for (int i = 0; same && i < x.n; i++) same = x.set[i] == y.set[i] && x.set[i] != CTABLE_NONE && same_example(&fx, i, &fy, i);
         CHECK(same && x.n > 3000, "text and converted differ: %d vs %d examples", x.n, y.n);
+        CHECK(fx.nf > x.nf, "the common features are not copied into the examples (%zu own entries, %zu in all)", x.nf, fx.nf);
+        batch_free(&fx);
+        batch_free(&fy);
         CHECK(reader_get_stats(ra)->bad_lines > 0, "the text had bad lines");
         printf("convert: %d examples identical to the text reader's (%llu bad lines skipped)\n", x.n,
                (unsigned long long)reader_get_stats(ra)->bad_lines);
@@ -655,13 +663,13 @@ static void test_block_edges(void)
     uint32_t n;
     /* one example: id 5, click, shares 0, 1 feature (field 2, key 9, value 1.0 -> flag) */
     memset(raw, 0, sizeof raw);
-    put_le32(raw, 4);
+    put_le32(raw, 5);
     put_le32(raw + 4, 1);
     put_le32(raw + 8, 0);
-    raw[12] = 10; raw[13] = BINFMT_FLAG_CLICK | BINFMT_FLAG_ONES; raw[14] = 0; raw[15] = 1;
-    raw[16] = 2; raw[17] = 0;
-    put_le64(raw + 18, 9);
-    size_t rl = 26;
+    raw[12] = 10; raw[13] = BINFMT_FLAG_CLICK | BINFMT_FLAG_ONES; raw[14] = 0; raw[15] = 1; raw[16] = 0; /* no common set */
+    raw[17] = 2; raw[18] = 0;
+    put_le64(raw + 19, 9);
+    size_t rl = 27;
     uint8_t blk[256];
     size_t bl = binfmt_block_encode(blk, raw, rl, 1, 3);
     CHECK(binfmt_block_decode(blk, bl, &out, &cap, &len, &n) == FN_OK && len == rl && n == 1, "block of one: %s", fn_err_msg());
@@ -673,6 +681,22 @@ static void test_block_edges(void)
     CHECK(binfmt_cursor_decode(&c, &b, 4, 3) == FN_OK && b.n == 1 && b.sample_id[0] == 5 && b.click[0] == 1 && b.buy[0] == 0 &&
               b.nf == 1 && b.field[0] == 2 && b.key[0] == 9 && b.val[0] == 1.0f,
           "hand-made example: %s", fn_err_msg());
+    CHECK(b.set[0] == CTABLE_NONE, "hand-made example: set %u, want none", b.set[0]);
+    /* a common set: 2 of a table of 2 is out of range, 1 is set 0, and without a table none is */
+    raw[16] = 3;
+    c.n_sets = 2;
+    batch_clear(&b);
+    binfmt_cursor_reset(&c, raw, rl, 1);
+    CHECK(binfmt_cursor_decode(&c, &b, 4, 3) == FN_EPARSE && strstr(fn_err_msg(), "set 2"), "set past the table accepted: %s", fn_err_msg());
+    raw[16] = 1;
+    batch_clear(&b);
+    binfmt_cursor_reset(&c, raw, rl, 1);
+    CHECK(binfmt_cursor_decode(&c, &b, 4, 3) == FN_OK && b.set[0] == 0, "set 0: %s", fn_err_msg());
+    c.n_sets = 0;
+    batch_clear(&b);
+    binfmt_cursor_reset(&c, raw, rl, 1);
+    CHECK(binfmt_cursor_decode(&c, &b, 4, 3) == FN_EPARSE && strstr(fn_err_msg(), "common.fct"), "a set without a table accepted: %s", fn_err_msg());
+    raw[16] = 0;
     /* field index out of the schema */
     batch_clear(&b);
     binfmt_cursor_reset(&c, out, len, 1);

@@ -11,7 +11,15 @@
  * are compared with plain loops over examples, entries and dimensions.  One
  * embed_table serves a sequence of batches of growing and shrinking sizes
  * (buffer growth past the first capacity, reuse of the de-duplication set
- * by generation) and the generation counter is driven through its wrap. */
+ * by generation) and the generation counter is driven through its wrap.
+ *
+ * Common-feature sets (fn_batch.set): batches whose examples name sets of
+ * a hand-made table — scattered, in runs of one request, some with none,
+ * empty sets, keys shared between sets and own features — are pooled and
+ * back-propagated the grouped way on pools of 1, 2 and 3 threads and
+ * compared with the per-impression path on the same batch with each set
+ * copied in (ctable_flatten): the same input x and the same gradient per
+ * key, up to float rounding. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +27,8 @@
 #include <string.h>
 
 #include "batch.h"
+#include "ctable.h"
+#include "par.h"
 #include "embed.h"
 #include "fn_error.h"
 #include "hash.h"
@@ -145,7 +155,7 @@ static void check_pool_backward(const char *what, embed_table *e, const fn_batch
     float *x = malloc((xs ? xs : 1) * sizeof *x);
     double *xr = calloc(xs ? xs : 1, sizeof *xr);
     for (size_t i = 0; i < xs; i++) x[i] = NAN; /* must be overwritten */
-    embed_pool(e, b, x);
+    embed_pool(e, b, x, NULL);
     for (int i = 0; i < B; i++)
         for (size_t k = b->off[i]; k < b->off[i + 1]; k++)
             for (int d = 0; d < D; d++)
@@ -163,7 +173,7 @@ static void check_pool_backward(const char *what, embed_table *e, const fn_batch
     for (size_t i = 0; i < xs; i++) dx[i] = (float)fn_rng_uniform(rng) * 2.0f - 1.0f;
     for (size_t i = 0; i < n * (size_t)D; i++) e->grads[i] = NAN; /* must be cleared */
     const float scale = 0.375f;
-    embed_backward(e, b, dx, scale);
+    CHECK(embed_backward(e, b, dx, scale, NULL) == FN_OK, "%s: embed_backward failed", what);
     double *gr = calloc(n * (size_t)D + 1, sizeof *gr);
     for (int i = 0; i < B; i++)
         for (size_t k = b->off[i]; k < b->off[i + 1]; k++)
@@ -179,6 +189,133 @@ static void check_pool_backward(const char *what, embed_table *e, const fn_batch
     free(xr);
     free(dx);
     free(gr);
+}
+
+/* ---- common-feature sets: grouped vs per-impression ----------------------- */
+
+typedef struct {
+    fn_ctable t;
+    uint64_t *md5, *off, *keys;
+    ctable_ent *ent;
+    uint8_t *field;
+} hand_table;
+
+static void hand_table_make(hand_table *h, fn_rng *rng, int n_sets, int F)
+{
+    memset(h, 0, sizeof *h);
+    size_t cap = 0;
+    h->off = calloc((size_t)n_sets + 1, sizeof *h->off);
+    h->md5 = calloc((size_t)n_sets, sizeof *h->md5);
+    const int n_keys = 300;
+    h->keys = malloc(n_keys * sizeof *h->keys);
+    for (int k = 0; k < n_keys; k++) h->keys[k] = fn_mix64(7000 + (uint64_t)k); /* overlaps random_batch's pools */
+    for (int s = 0; s < n_sets; s++) {
+        int len = s % 7 == 3 ? 0 : 1 + (int)fn_rng_below(rng, 120);  /* some empty sets */
+        if (h->off[s] + (size_t)len > cap) {
+            cap = (h->off[s] + (size_t)len) * 2;
+            h->ent = realloc(h->ent, cap * sizeof *h->ent);
+            h->field = realloc(h->field, cap);
+        }
+        for (int j = 0; j < len; j++) {
+            size_t e = h->off[s] + (size_t)j;
+            h->ent[e].kid = (uint32_t)fn_rng_below(rng, n_keys);
+            h->ent[e].val = (float)((double)fn_rng_below(rng, 9) * 0.25 + 0.25);
+            h->field[e] = (uint8_t)fn_rng_below(rng, (uint64_t)F);
+        }
+        h->off[s + 1] = h->off[s] + (size_t)len;
+        h->md5[s] = (uint64_t)s;
+    }
+    h->t.n_sets = (uint64_t)n_sets;
+    h->t.n_entries = h->off[n_sets];
+    h->t.n_keys = n_keys;
+    h->t.md5 = h->md5;
+    h->t.off = h->off;
+    h->t.keys = h->keys;
+    h->t.ent = h->ent;
+    h->t.field = h->field;
+}
+
+static void hand_table_free(hand_table *h)
+{
+    free(h->md5); free(h->off); free(h->keys); free(h->ent); free(h->field);
+}
+
+static void check_groups(fn_rng *rng)
+{
+    const int F = 6;
+    hand_table h;
+    hand_table_make(&h, rng, 40, F);
+    fn_batch b, flat;
+    if (batch_init(&b, 300, 64) || batch_init(&flat, 300, 64)) { printf("FAIL batch_init\n"); exit(1); }
+    static const int threads[] = {1, 2, 3};
+    for (size_t ti = 0; ti < 3; ti++) {
+        par *pool = NULL;
+        if (par_open(&pool, threads[ti])) { printf("FAIL par_open\n"); exit(1); }
+        for (int round = 0; round < 8; round++) {
+            const int D = round % 2 ? 16 : 5, n = 1 + (int)fn_rng_below(rng, 299);
+            const int run = round % 4 < 2 ? 1 : 6; /* scattered or runs of one request */
+            char what[96];
+            snprintf(what, sizeof what, "groups: threads %d round %d (n=%d, runs of %d, D=%d)", threads[ti], round, n, run, D);
+            random_batch(&b, rng, n, (size_t)n * (size_t)fn_rng_below(rng, 4), F, 0);
+            b.ct = &h.t;
+            uint32_t cur = 0;
+            for (int i = 0; i < n; i++) {
+                if (i % run == 0) cur = fn_rng_below(rng, 10) == 0 ? CTABLE_NONE : (uint32_t)fn_rng_below(rng, h.t.n_sets);
+                b.set[i] = cur;
+            }
+            CHECK(ctable_flatten(&b, &flat) == FN_OK, "%s: flatten", what);
+            embed_table eg, ef;
+            embed_init(&eg, (uint32_t)(round % 2), 3, D, F);
+            embed_init(&ef, (uint32_t)(round % 2), 3, D, F);
+            CHECK(embed_prepare(&eg, &b) == FN_OK && embed_prepare(&ef, &flat) == FN_OK, "%s: prepare", what);
+            CHECK(eg.n_uniq == ef.n_uniq, "%s: %zu unique keys grouped, %zu flat", what, eg.n_uniq, ef.n_uniq);
+            CHECK(embed_entries(&eg, &b) == flat.nf, "%s: %zu entries grouped, %zu flat", what, embed_entries(&eg, &b), flat.nf);
+            int distinct = 0;
+            for (int i = 0; i < n; i++) {
+                int seen = 0;
+                for (int j = 0; j < i && !seen; j++) seen = b.set[j] == b.set[i];
+                distinct += b.set[i] != CTABLE_NONE && !seen;
+            }
+            CHECK(eg.ng == distinct, "%s: %d groups, %d distinct sets", what, eg.ng, distinct);
+            if (failures) break;
+            /* rows by key; uniq orders may differ: map flat positions to grouped ones */
+            size_t nu = eg.n_uniq;
+            uint32_t *to_g = malloc((nu ? nu : 1) * sizeof *to_g);
+            for (size_t u = 0; u < nu; u++) {
+                to_g[u] = UINT32_MAX;
+                for (size_t v = 0; v < nu; v++)
+                    if (eg.uniq[v] == ef.uniq[u]) to_g[u] = (uint32_t)v;
+                CHECK(to_g[u] != UINT32_MAX, "%s: key of flat %zu not in the grouped table", what, u);
+            }
+            for (size_t u = 0; u < nu && to_g[u] != UINT32_MAX; u++)
+                for (int d = 0; d < D; d++)
+                    ef.rows[u * (size_t)D + (size_t)d] = eg.rows[(size_t)to_g[u] * (size_t)D + (size_t)d] =
+                        (float)fn_rng_uniform(rng) * 2.0f - 1.0f;
+            size_t xs = (size_t)n * (size_t)F * (size_t)D;
+            float *xg = malloc(xs * sizeof *xg), *xf = malloc(xs * sizeof *xf), *dx = malloc(xs * sizeof *dx);
+            for (size_t i = 0; i < xs; i++) xg[i] = NAN;
+            embed_pool(&eg, &b, xg, pool);
+            embed_pool(&ef, &flat, xf, NULL);
+            int bad = 0;
+            for (size_t i = 0; i < xs; i++) bad += !close_to(xg[i], xf[i]);
+            CHECK(bad == 0, "%s: pooled input differs in %d of %zu", what, bad, xs);
+            for (size_t i = 0; i < xs; i++) dx[i] = (float)fn_rng_uniform(rng) * 2.0f - 1.0f;
+            CHECK(embed_backward(&eg, &b, dx, 0.5f, pool) == FN_OK && embed_backward(&ef, &flat, dx, 0.5f, NULL) == FN_OK, "%s: backward", what);
+            bad = 0;
+            for (size_t u = 0; u < nu; u++)
+                for (int d = 0; d < D; d++)
+                    bad += !(fabsf(eg.grads[(size_t)to_g[u] * (size_t)D + (size_t)d] - ef.grads[u * (size_t)D + (size_t)d]) <=
+                             1e-4f * (1.0f + fabsf(ef.grads[u * (size_t)D + (size_t)d])));
+            CHECK(bad == 0, "%s: gradients differ in %d of %zu", what, bad, nu * (size_t)D);
+            free(xg); free(xf); free(dx); free(to_g);
+            embed_free(&eg);
+            embed_free(&ef);
+        }
+        par_close(&pool);
+    }
+    batch_free(&b);
+    batch_free(&flat);
+    hand_table_free(&h);
 }
 
 int main(void)
@@ -252,6 +389,7 @@ int main(void)
     }
 
     batch_free(&b);
+    check_groups(&rng);
     if (failures) { printf("test_embed: %d failures\n", failures); return 1; }
     printf("test_embed: ok\n");
     return 0;
