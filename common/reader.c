@@ -53,8 +53,13 @@ int dataset_open(fn_dataset **out, const char *format, const char *path, const c
                      (unsigned long long)d->zipf.world);
     } else if (fmt == FORMAT_ALICCP) {
         rc = aliccp_common_load(&d->common, common, schema, stop_on_bad);
-        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets, %zu features, %.1f MB in memory)", path,
-                          aliccp_common_count(d->common), aliccp_common_features(d->common), (double)aliccp_common_bytes(d->common) / 1e6);
+        /* the common file's malformed lines were logged one by one (the first
+         * ten); their total is said here, whatever their number */
+        uint64_t bad = rc ? 0 : aliccp_common_stats(d->common)->bad_lines;
+        char badc[96] = "";
+        if (bad) snprintf(badc, sizeof badc, "; %llu malformed common line(s) skipped", (unsigned long long)bad);
+        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %zu common feature sets, %zu features, %.1f MB in memory%s)", path,
+                          aliccp_common_count(d->common), aliccp_common_features(d->common), (double)aliccp_common_bytes(d->common) / 1e6, badc);
     } else {
         rc = binfmt_set_open(&d->bin, path, schema);
         if (!rc)

@@ -539,6 +539,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
         log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
                  c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
         log_info("training data: %s, loaded in %.1f s", dataset_describe(train_ds), now_s() - t_load);
+        if (c->test) log_info("test data: %s", dataset_describe(t.test_ds));
         snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
         t.metrics = fopen(t.path, "a");
         if (!t.metrics) { fn_fail(FN_EIO, "%s: cannot open: %s", t.path, strerror(errno)); fail_job("metrics file", FN_EIO); }
