@@ -56,7 +56,7 @@ int config_parse_train(train_conf *c, int argc, char **argv)
         {"test", FLAG_STRING, &c->test, 0, 0, NULL, "test data, evaluated after training (same format as --train)", 0, 0},
         {"test-common", FLAG_STRING, &c->test_common, 0, 0, NULL, "common features file of --test (aliccp)", 0, 0},
         {"common-cache", FLAG_STRING, &c->common_cache, 0, 0, NULL, "directory of the common-feature tables built from --common/--test-common (aliccp; default RUN_DIR/cache; reused across runs when shared)", 0, 0},
-        {"test-truth", FLAG_STRING, &c->test_truth, 0, 0, NULL, "known truth of --test (sample_id,pctr,pcvr,conv; default: truth_X.csv beside sample_skeleton_X.csv if present)", 0, 0},
+        {"test-truth", FLAG_STRING, &c->test_truth, 0, 0, NULL, "known truth of --test (sample_id,pctr,pcvr,conv), which must load; default: truth_X.csv beside sample_skeleton_X.csv if present, used if it loads (else a warning and no entire-space metrics)", 0, 0},
         {"out", FLAG_STRING, &c->out, 0, 0, NULL, "run directory (config, metrics, model)", 1, 0},
         {"epochs", FLAG_INT, &c->epochs, 1, 1000, NULL, "passes over the training data (default 1)", 0, 0},
         {"batch", FLAG_INT, &c->batch, 1, 1 << 20, NULL, "examples per step over all workers (default 1024)", 0, 0},

@@ -33,6 +33,7 @@
 #include "fn_error.h"
 #include "hash.h"
 #include "log.h"
+#include "mkdirs.h"
 #include "schema.h"
 
 #define SYNOPSIS "convert --format aliccp --data FILE --common FILE --out DIR [--fields F] [--rows-per-part N] [options]"
@@ -157,7 +158,7 @@ int convert_main(int argc, char **argv)
     if (rc) { fprintf(stderr, "funnel convert: %s\n", fn_err_msg()); return 2; }
     fn_schema schema;
     if (schema_parse(&schema, fields)) { fprintf(stderr, "funnel convert: %s\n", fn_err_msg()); return 2; }
-    if (mkdir(out, 0755) && errno != EEXIST) { log_error("--out %s: cannot create: %s", out, strerror(errno)); return 1; }
+    if (fn_mkdirs(out)) { log_error("--out %s: %s", out, fn_err_msg()); return 1; } /* parents too, as train --out */
     int old;
     if ((rc = old_parts(out, -1, &old))) { log_error("%s", fn_err_msg()); return 1; }
     if (old && !overwrite) {

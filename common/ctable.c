@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "lines.h"
 #include "log.h"
+#include "mkdirs.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "common-feature tables are mapped in place: a little-endian host is needed"
@@ -386,22 +387,6 @@ size_t ctable_private_bytes(const fn_ctable *t) { return sizeof *t + keymap_byte
 
 /* ---- through a cache ------------------------------------------------------ */
 
-static int mkdirs(const char *path)
-{
-    char b[PATH_MAX];
-    if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b) return fn_fail(FN_EINVAL, "%s: path too long", path);
-    for (char *s = b + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(b, 0755) && errno != EEXIST) return fn_fail(FN_EIO, "cannot create directory %s: %s", b, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    return FN_OK;
-}
-
 int ctable_from_text(fn_ctable **out, const char *common_path, const fn_schema *schema, int stop_on_bad,
                      const char *cache_dir)
 {
@@ -427,7 +412,7 @@ int ctable_from_text(fn_ctable **out, const char *common_path, const fn_schema *
     const char *base = strrchr(real, '/');
     base = base ? base + 1 : real;
     snprintf(path, sizeof path, "%s/%.120s-%016llx%s", cache_dir, base, (unsigned long long)fn_hash64(id, (size_t)n, 0x43414348), CTABLE_EXT);
-    int rc = mkdirs(cache_dir);
+    int rc = fn_mkdirs(cache_dir);
     if (rc) return rc;
     char lock[PATH_MAX + 80];
     snprintf(lock, sizeof lock, "%s.lock", path);

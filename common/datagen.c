@@ -104,11 +104,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "fn_error.h"
 #include "log.h"
+#include "mkdirs.h"
 #include "world.h"
 
 #define DG_BUF       (1u << 20)   /* bytes per output buffer */
@@ -483,28 +483,6 @@ static int parse_args(int argc, char **argv, dg_opts *o)
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char b[PATH_MAX];
-    if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b)
-        return fn_fail(FN_EINVAL, "funnel datagen: --out path too long");
-    for (char *s = b + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(b, 0777) && errno != EEXIST)
-                return fn_fail(FN_EIO, "funnel datagen: cannot create directory %s: %s", b, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode))
-        return fn_fail(FN_EIO, "funnel datagen: %s is not a directory", path);
-    return FN_OK;
-}
-
 /* ---- one split ---------------------------------------------------------- */
 
 static void put_md5(dg_file *o, uint64_t key)
@@ -762,7 +740,7 @@ int datagen_main(int argc, char **argv)
     dg_stats st[2];
     int s0 = stats_init(&st[0]), s1 = stats_init(&st[1]);
     int rc = !fl || s0 || s1 ? fn_fail(FN_ENOMEM, "funnel datagen: out of memory") : FN_OK;
-    if (!rc) rc = make_dirs(o.out);
+    if (!rc && (rc = fn_mkdirs(o.out))) fn_fail(rc, "funnel datagen: --out %s: %s", o.out, fn_err_msg());
     if (!rc) rc = world_new(&w, &o.wp);
     world_pilot pilot = {0};
     if (!rc) {

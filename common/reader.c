@@ -61,16 +61,18 @@ int dataset_open_cached(fn_dataset **out, const char *format, const char *path, 
                      (unsigned long long)d->zipf.world);
     } else if (fmt == FORMAT_ALICCP) {
         rc = ctable_from_text(&d->common, common, schema, stop_on_bad, cache_dir);
-        if (!rc && d->common->bad_lines) {
-            if (stop_on_bad) rc = fn_fail(FN_EPARSE, "%s: %llu malformed line(s) (see the log of the run that built %s)", common,
-                                          (unsigned long long)d->common->bad_lines, d->common->path);
-            else log_warn("%s: %llu malformed line(s) skipped, %llu unknown items ignored", common,
-                          (unsigned long long)d->common->bad_lines, (unsigned long long)d->common->unknown_items);
-        }
-        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %llu common feature sets, %llu entries, %llu distinct keys; table %.1f MB mapped, %.1f MB private)",
+        /* the common file's malformed lines were logged one by one (the first
+         * ten, by the process that built the table); their total is said here */
+        uint64_t bad = rc ? 0 : d->common->bad_lines;
+        if (bad && stop_on_bad)
+            rc = fn_fail(FN_EPARSE, "%s: %llu malformed line(s) (see the log of the run that built %s)", common, (unsigned long long)bad,
+                         d->common->path);
+        char badc[96] = "";
+        if (bad) snprintf(badc, sizeof badc, "; %llu malformed common line(s) skipped", (unsigned long long)bad);
+        if (!rc) snprintf(d->describe, sizeof d->describe, "%s (aliccp, %llu common feature sets, %llu entries, %llu distinct keys; table %.1f MB mapped, %.1f MB private%s)",
                           path, (unsigned long long)d->common->n_sets, (unsigned long long)d->common->n_entries,
                           (unsigned long long)d->common->n_keys, (double)ctable_file_bytes(d->common) / 1e6,
-                          (double)ctable_private_bytes(d->common) / 1e6);
+                          (double)ctable_private_bytes(d->common) / 1e6, badc);
     } else {
         rc = binfmt_set_open(&d->bin, path, schema);
         if (!rc)

@@ -42,37 +42,47 @@ int truth_load(fn_truth *t, const char *path)
 {
     memset(t, 0, sizeof *t);
     int rc = keymap_init(&t->index, 1024, truth_key_of, t);
-    if (rc) return rc;
+    if (rc) return fn_fail(rc, "%s: out of memory", path);
     lines *l;
     if ((rc = lines_open(&l, path, 0, 1))) { truth_free(t); return rc; }
     char *line;
     size_t len;
     int got = lines_next(l, &line, &len);
-    if (got != 1 || strncmp(line, "sample_id,pctr,pcvr,conv", 24)) {
+    /* the whole header: a file of another tool that happens to be named
+     * truth_X.csv is told apart at its first line */
+    static const char header[] = "sample_id,pctr,pcvr,conv";
+    if (got != 1 || len != sizeof header - 1 || memcmp(line, header, len)) {
+        if (got < 0) rc = fn_fail(-got, "%s (line 1)", fn_err_msg());
+        else if (got == 0) rc = fn_fail(FN_EPARSE, "%s:1: empty file, want the header %s", path, header);
+        else rc = fn_fail(FN_EPARSE, "%s:1: header is '%.*s', want %s", path, (int)(len > 60 ? 60 : len), line, header);
         lines_close(&l);
         truth_free(t);
-        return fn_fail(FN_EPARSE, "%s:1: header must be sample_id,pctr,pcvr,conv", path);
+        return rc;
     }
     while ((got = lines_next(l, &line, &len)) == 1) {
-        if (t->n == t->cap && (rc = grow(t))) break;
+        if (t->n == t->cap && (rc = grow(t))) { rc = fn_fail(rc, "%s:%llu: out of memory", path, (unsigned long long)lines_lineno(l)); break; }
         char *p = line, *end;
         errno = 0;
         unsigned long long id = strtoull(p, &end, 10);
         float pc, pv, cv;
-        int ok = end != p && !errno && *end == ',';
+        int ok = *p >= '0' && *p <= '9' && !errno && *end == ','; /* strtoull would take "-1" (and " 1") */
         ok = ok && prob(end + 1, &end, &pc) && *end == ',';
         ok = ok && prob(end + 1, &end, &pv) && *end == ',';
-        ok = ok && prob(end + 1, &end, &cv) && *end == 0 && (cv == 0 || cv == 1);
-        if (!ok) { rc = fn_fail(FN_EPARSE, "%s:%llu: want sample_id,pctr,pcvr,conv with probabilities in [0,1] and conv 0/1", path, (unsigned long long)lines_lineno(l)); break; }
+        ok = ok && prob(end + 1, &end, &cv) && end == line + len && (cv == 0 || cv == 1); /* a NUL inside is no end */
+        if (!ok) {
+            rc = fn_fail(FN_EPARSE, "%s:%llu: '%.*s%s': want sample_id,pctr,pcvr,conv with probabilities in [0,1] and conv 0/1", path,
+                         (unsigned long long)lines_lineno(l), (int)(len > 60 ? 60 : len), line, len > 60 ? "..." : "");
+            break;
+        }
         if (keymap_find(&t->index, id) != KEYMAP_NONE) { rc = fn_fail(FN_EPARSE, "%s:%llu: sample id %llu repeated", path, (unsigned long long)lines_lineno(l), id); break; }
         t->id[t->n] = id;
         t->pctr[t->n] = pc;
         t->pcvr[t->n] = pv;
         t->conv[t->n] = cv;
-        if ((rc = keymap_insert(&t->index, id, (uint32_t)t->n))) break;
+        if ((rc = keymap_insert(&t->index, id, (uint32_t)t->n))) { rc = fn_fail(rc, "%s:%llu: out of memory", path, (unsigned long long)lines_lineno(l)); break; }
         t->n++;
     }
-    if (got < 0) rc = -got;
+    if (got < 0) rc = fn_fail(-got, "%s (line %llu)", fn_err_msg(), (unsigned long long)lines_lineno(l) + 1);
     lines_close(&l);
     if (rc) truth_free(t);
     return rc;
@@ -99,5 +109,7 @@ const char *truth_beside(const char *skeleton, char *buf, size_t cap)
     if (strncmp(base, pre, strlen(pre))) return NULL;
     int n = snprintf(buf, cap, "%.*struth_%s", (int)(base - skeleton), skeleton, base + strlen(pre));
     if (n < 0 || (size_t)n >= cap) return NULL;
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    /* exists, readable or not: one that cannot be read is warned about by
+     * whoever loads it, not passed over in silence */
+    return access(buf, F_OK) == 0 ? buf : NULL;
 }

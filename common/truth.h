@@ -19,8 +19,12 @@ typedef struct {
     keymap index;
 } fn_truth;
 
-/* Loads path; a malformed line or a repeated sample id is an error naming
- * the file and line (truth files are machine-written: no skipping). */
+/* Loads path: all of it or nothing.  A header other than exactly
+ * sample_id,pctr,pcvr,conv, a malformed line or a repeated sample id is
+ * FN_EPARSE with fn_err_msg() "PATH:LINE: reason" (truth files are
+ * machine-written: no skipping); an unreadable file FN_EIO naming it.
+ * What a failure means is the caller's: an explicit --test-truth ends the
+ * job, one found by truth_beside only turns the entire-space metrics off. */
 int truth_load(fn_truth *t, const char *path);
 void truth_free(fn_truth *t);
 
@@ -28,8 +32,9 @@ void truth_free(fn_truth *t);
 long truth_find(const fn_truth *t, uint64_t id);
 
 /* The truth file that belongs beside a skeleton file named
- * .../sample_skeleton_X.csv (.../truth_X.csv), if it exists; else NULL.
- * Returns buf or NULL. */
+ * .../sample_skeleton_X.csv (.../truth_X.csv), if it exists (readable or
+ * not: truth_load says what is wrong with it); else NULL.  Returns buf or
+ * NULL.  Only a name: the file may be anything. */
 const char *truth_beside(const char *skeleton, char *buf, size_t cap);
 
 #endif

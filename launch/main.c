@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -24,6 +23,7 @@
 #include "flags.h"
 #include "fn_error.h"
 #include "log.h"
+#include "mkdirs.h"
 #include "optimizer.h"
 #include "secure.h"
 #include "server.h"
@@ -43,25 +43,6 @@ static void usage(FILE *f)
             "  convert   write a compact binary copy of an Ali-CCP data set (--format bin)\n"
             "\n"
             "`funnel COMMAND --help` describes each command's options.\n");
-}
-
-/* mkdir -p: the run directory's parents are made too */
-static int make_dirs(const char *path)
-{
-    char b[4096];
-    if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b) return fn_fail(FN_EINVAL, "--out %s: path too long", path);
-    for (char *s = b + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(b, 0755) && errno != EEXIST) return fn_fail(FN_EIO, "--out %s: cannot create %s: %s", path, b, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return fn_fail(FN_EIO, "--out %s: not a directory", path);
-    return FN_OK;
 }
 
 static ps_opt server_opt(const train_conf *c)
@@ -142,7 +123,7 @@ static int train_main(int argc, char **argv)
 
     /* the run directory, made by the lead worker before anyone needs it */
     if (rank == S) {
-        rc = make_dirs(c.out);
+        if ((rc = fn_mkdirs(c.out))) fn_fail(rc, "--out %s: %s", c.out, fn_err_msg()); /* parents too */
         char path[4200];
         snprintf(path, sizeof path, "%s/config.json", c.out);
         if (!rc) rc = config_write_json(&c, path, S, W);

@@ -492,6 +492,29 @@ static void teardown(trainer *t)
     if (t->metrics) fclose(t->metrics);
 }
 
+/* The test set's known truth, on the lead worker.  --test-truth FILE must
+ * load: the user asked to be scored against it, so a file that does not
+ * ends the job naming FILE:LINE.  Without it, truth_X.csv beside
+ * sample_skeleton_X.csv is used if it loads; a file of that name can be
+ * anything (another tool's), so one that does not load is one warning and
+ * a run without the entire-space metrics, never a failed run. */
+static void truth_open(trainer *t)
+{
+    const train_conf *c = t->c;
+    char buf[4200];
+    const char *path = c->test_truth ? c->test_truth : truth_beside(c->test, buf, sizeof buf);
+    if (!path) return;
+    int rc = truth_load(&t->truth, path);
+    if (rc && c->test_truth) fail_job("--test-truth", rc);
+    if (rc) {
+        log_warn("truth file beside the test data not used: %s (%s); entire-space metrics are off for this run "
+                 "(it was found by its name, not given with --test-truth)", fn_err_msg(), fn_strerror(rc));
+        return;
+    }
+    t->have_truth = 1;
+    log_info("truth of the test set: %s (%zu impressions): entire-space metrics on", path, t->truth.n);
+}
+
 static void fmt_duration(double s, char *buf, size_t cap)
 {
     long x = (long)(s + 0.5);
@@ -507,6 +530,7 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     if (rc) fail_job("worker setup", rc);
     int stop_on_bad = !strcmp(c->bad_lines, "stop");
 
+    if (t.rank == 0 && c->test) truth_open(&t); /* before the training data: a bad --test-truth ends the job at once */
     fn_dataset *train_ds = NULL;
     double t_load = now_s();
     char cache[4200];
@@ -518,16 +542,10 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
         log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
                  c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
         log_info("training data: %s, loaded in %.1f s", dataset_describe(train_ds), now_s() - t_load);
+        if (c->test) log_info("test data: %s", dataset_describe(t.test_ds));
         snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
         t.metrics = fopen(t.path, "a");
         if (!t.metrics) { fn_fail(FN_EIO, "%s: cannot open: %s", t.path, strerror(errno)); fail_job("metrics file", FN_EIO); }
-        char tb[4200];
-        const char *tpath = c->test_truth ? c->test_truth : c->test ? truth_beside(c->test, tb, sizeof tb) : NULL;
-        if (tpath && c->test) {
-            if ((rc = truth_load(&t.truth, tpath))) fail_job("loading the test truth", rc);
-            t.have_truth = 1;
-            log_info("truth of the test set: %s (%zu impressions): entire-space metrics on", tpath, t.truth.n);
-        }
     }
     fn_reader *r;
     if ((rc = reader_open(&r, train_ds, t.rank, t.size))) fail_job("opening training data", rc);

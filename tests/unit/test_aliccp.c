@@ -413,6 +413,61 @@ static void test_stop_line_number(void)
     unlink(spath);
 }
 
+/* ---- an md5 the common file lacks ------------------------------------------ */
+
+/* A skeleton line naming an md5 that is not in the common file (never
+ * defined, or defined by a malformed common line) is a bad line, counted in
+ * bad_lines and missing_common, never an example with its common features
+ * zeroed; in stop mode it ends the read naming PATH:LINE and the md5. */
+static void test_missing_md5(void)
+{
+    char cpath[128], spath[128];
+    path_of(cpath, sizeof cpath, "common4.csv");
+    path_of(spath, sizeof spath, "skeleton4.csv");
+    write_file(cpath, "c1,1,101\x02" "a\x03" "1\n"
+                      "cbad,2,101\x02" "b\x03" "1\n"); /* line 2: feature_count lies */
+    write_file(spath, "1,0,0,c1,0,\n"
+                      "2,0,0,nomd5,0,\n"
+                      "3,0,0,cbad,0,\n"
+                      "4,1,0,c1,1,205\x02" "x\x03" "1\n");
+    aliccp_common *common;
+    int rc = aliccp_common_load(&common, cpath, &schema, 1);
+    char pfx[200];
+    snprintf(pfx, sizeof pfx, "%s:2: malformed line: feature_count says 2", cpath);
+    CHECK(rc == FN_EPARSE && strstr(fn_err_msg(), pfx), "common stop: rc %d '%s' lacks '%s'", rc, fn_err_msg(), pfx);
+    rc = aliccp_common_load(&common, cpath, &schema, 0);
+    CHECK(rc == FN_OK, "common skip: %s", fn_err_msg());
+    if (rc) return;
+    CHECK(aliccp_common_stats(common)->bad_lines == 1 && aliccp_common_count(common) == 1, "common skip: bad %" PRIu64 " count %zu",
+          aliccp_common_stats(common)->bad_lines, aliccp_common_count(common));
+    fn_batch b;
+    batch_init(&b, 8, 8);
+    aliccp_reader *r;
+    rc = aliccp_reader_open(&r, spath, common, &schema, 0, 1, 0);
+    CHECK(rc == FN_OK, "open: %s", fn_err_msg());
+    if (!rc) {
+        rc = aliccp_reader_next(r, &b, 8);
+        const aliccp_stats *st = aliccp_reader_stats(r);
+        CHECK(rc == FN_OK && b.n == 2 && b.sample_id[0] == 1 && b.sample_id[1] == 4, "skip: rc %d n %d", rc, b.n);
+        CHECK(st->bad_lines == 2 && st->missing_common == 2, "skip: bad %" PRIu64 " missing %" PRIu64 ", want 2 and 2", st->bad_lines,
+              st->missing_common);
+        aliccp_reader_close(&r);
+    }
+    rc = aliccp_reader_open(&r, spath, common, &schema, 0, 1, 1);
+    CHECK(rc == FN_OK, "open: %s", fn_err_msg());
+    if (!rc) {
+        rc = aliccp_reader_next(r, &b, 8);
+        snprintf(pfx, sizeof pfx, "%s:2: malformed line: md5 'nomd5' is not in the common features file", spath);
+        CHECK(rc == FN_EPARSE && strstr(fn_err_msg(), pfx), "stop: rc %d '%s' lacks '%s'", rc, fn_err_msg(), pfx);
+        CHECK(aliccp_reader_stats(r)->missing_common == 1, "stop: missing %" PRIu64, aliccp_reader_stats(r)->missing_common);
+        aliccp_reader_close(&r);
+    }
+    batch_free(&b);
+    aliccp_common_destroy(&common);
+    unlink(cpath);
+    unlink(spath);
+}
+
 /* ---- partitions of a generated file --------------------------------------- */
 
 static void test_partitions(void)
@@ -528,6 +583,7 @@ int main(void)
     test_parse_features();
     test_hand_written();
     test_stop_line_number();
+    test_missing_md5();
     test_partitions();
     CHECK(remove_dir() == 0, "files left in %s", dir);
     if (failures) { printf("test_aliccp: %d failures\n", failures); return 1; }
