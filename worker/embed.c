@@ -9,6 +9,8 @@
 #include "hash.h"
 #include "par.h"
 
+#define KMAP_MAX (8u << 20) /* dictionary keys a kid map covers (8 bytes each) */
+
 int embed_init(embed_table *e, uint32_t table, int n_servers, int dim, int n_fields)
 {
     memset(e, 0, sizeof *e);
@@ -26,48 +28,78 @@ void embed_free(embed_table *e)
     free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
     free(e->set_key); free(e->set_val); free(e->set_gen);
     free(e->grp); free(e->gset); free(e->goff); free(e->mem_off); free(e->mem); free(e->gentry_u); free(e->gx);
-    free(e->gs_key); free(e->gs_val); free(e->gs_gen); free(e->tgrads);
+    free(e->gs_key); free(e->gs_val); free(e->gs_gen); free(e->tgrads); free(e->kmap);
     memset(e, 0, sizeof *e);
 }
 
-static int grow(embed_table *e, size_t nf)
+/* Room for nf entries' unique indices (own and common). */
+static int grow_entries(embed_table *e, size_t nf)
 {
-    if (nf > e->cap_entries) {
-        size_t cap = e->cap_entries ? e->cap_entries : 4096;
-        while (cap < nf) cap *= 2;
-        uint32_t *eu = realloc(e->entry_u, cap * sizeof *eu);
-        if (!eu) return FN_ENOMEM;
-        e->entry_u = eu;
-        uint32_t *gu = realloc(e->gentry_u, cap * sizeof *gu);
-        if (!gu) return FN_ENOMEM;
-        e->gentry_u = gu;
-        e->cap_entries = cap;
-        /* unique keys never outnumber entries: size those arrays alike */
-        size_t d = (size_t)e->dim;
-        free(e->uniq); free(e->rows); free(e->grads); free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
-        e->uniq = malloc(cap * sizeof *e->uniq);
-        e->rows = malloc(cap * d * sizeof(float));
-        e->grads = malloc(cap * d * sizeof(float));
-        e->srv = malloc(cap * sizeof *e->srv);
-        e->srv_keys = malloc(cap * sizeof *e->srv_keys);
-        e->scratch = malloc(cap * d * sizeof(float));
-        e->sort_tmp = malloc(cap * sizeof *e->sort_tmp);
-        e->cap_uniq = cap;
-        /* set: power of two >= 2 * entries */
+    if (nf <= e->cap_entries) return FN_OK;
+    size_t cap = e->cap_entries ? e->cap_entries : 4096;
+    while (cap < nf) cap *= 2;
+    uint32_t *eu = realloc(e->entry_u, cap * sizeof *eu);
+    if (!eu) return FN_ENOMEM;
+    e->entry_u = eu;
+    uint32_t *gu = realloc(e->gentry_u, cap * sizeof *gu);
+    if (!gu) return FN_ENOMEM;
+    e->gentry_u = gu;
+    e->cap_entries = cap;
+    return FN_OK;
+}
+
+/* The key set: a power of two >= 2 * (unique keys it may hold), rebuilt
+ * from uniq[0..n) when it grows, so its size follows the batch's unique
+ * keys, not its entries (a shaped batch has ~10 entries per unique key). */
+static int grow_set(embed_table *e, size_t want, size_t n)
+{
+    size_t cap = e->set_cap ? e->set_cap : 8192;
+    while (cap < 2 * want) cap *= 2;
+    if (cap == e->set_cap) return FN_OK;
+    free(e->set_key); free(e->set_val); free(e->set_gen);
+    e->set_key = malloc(cap * sizeof *e->set_key);
+    e->set_val = malloc(cap * sizeof *e->set_val);
+    e->set_gen = calloc(cap, sizeof *e->set_gen);
+    if (!e->set_key || !e->set_val || !e->set_gen) {
         free(e->set_key); free(e->set_val); free(e->set_gen);
-        e->set_cap = 1;
-        while (e->set_cap < 2 * cap) e->set_cap *= 2;
-        e->set_key = malloc(e->set_cap * sizeof *e->set_key);
-        e->set_val = malloc(e->set_cap * sizeof *e->set_val);
-        e->set_gen = calloc(e->set_cap, sizeof *e->set_gen);
-        e->gen = 0;
-        if (!e->uniq || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->sort_tmp || !e->set_key || !e->set_val || !e->set_gen) {
-            /* claim no capacity, so that the next call allocates again
-             * instead of writing through the NULL buffers */
-            e->cap_entries = e->cap_uniq = 0;
-            return FN_ENOMEM;
-        }
+        e->set_key = NULL; e->set_val = NULL; e->set_gen = NULL;
+        e->set_cap = 0;
+        return FN_ENOMEM;
     }
+    e->set_cap = cap;
+    size_t mask = cap - 1;
+    for (size_t u = 0; u < n; u++) { /* this batch's keys so far, with their stamps */
+        size_t h = (size_t)fn_mix64(e->uniq[u]) & mask;
+        while (e->set_gen[h] == e->gen) h = (h + 1) & mask;
+        e->set_gen[h] = e->gen;
+        e->set_key[h] = e->uniq[u];
+        e->set_val[h] = (uint32_t)u;
+    }
+    return FN_OK;
+}
+
+/* Room for n unique keys' rows, gradients and server order. */
+static int grow_uniq(embed_table *e, size_t n)
+{
+    if (n <= e->cap_uniq && e->rows) return FN_OK;
+    size_t cap = e->cap_uniq ? e->cap_uniq : 4096, d = (size_t)e->dim;
+    while (cap < n) cap *= 2;
+    free(e->rows); free(e->grads); free(e->srv); free(e->srv_keys); free(e->scratch); free(e->sort_tmp);
+    e->rows = malloc(cap * d * sizeof(float));
+    e->grads = malloc(cap * d * sizeof(float));
+    e->srv = malloc(cap * sizeof *e->srv);
+    e->srv_keys = malloc(cap * sizeof *e->srv_keys);
+    e->scratch = malloc(cap * d * sizeof(float));
+    e->sort_tmp = malloc(cap * sizeof *e->sort_tmp);
+    uint64_t *u = realloc(e->uniq, cap * sizeof *u);
+    if (u) e->uniq = u;
+    if (!u || !e->rows || !e->grads || !e->srv || !e->srv_keys || !e->scratch || !e->sort_tmp) {
+        /* claim no capacity, so that the next call allocates again
+         * instead of writing through the NULL buffers */
+        e->cap_uniq = 0;
+        return FN_ENOMEM;
+    }
+    e->cap_uniq = cap;
     return FN_OK;
 }
 
@@ -192,13 +224,16 @@ size_t embed_entries(const embed_table *e, const fn_batch *b)
     return n;
 }
 
-/* The unique index of a key (table-0 key0), added if new. */
+/* The unique index of a key (table-0 key0), added if new; UINT32_MAX when
+ * out of memory. */
 static inline uint32_t uniq_of(embed_table *e, uint64_t key0, size_t *n)
 {
     uint64_t key = batch_table_key(key0, e->table);
+    if (2 * (*n + 1) > e->set_cap && grow_set(e, *n + 1, *n)) return UINT32_MAX;
     size_t mask = e->set_cap - 1, h = (size_t)fn_mix64(key) & mask;
     for (;;) {
         if (e->set_gen[h] != e->gen) {
+            if (*n == e->cap_uniq && grow_uniq(e, *n + 1)) return UINT32_MAX;
             e->set_gen[h] = e->gen;
             e->set_key[h] = key;
             e->set_val[h] = (uint32_t)*n;
@@ -216,23 +251,48 @@ int embed_prepare(embed_table *e, const fn_batch *b)
     if (++e->gen == 0) { /* generation wrapped: clear once */
         if (e->set_gen) memset(e->set_gen, 0, e->set_cap * sizeof *e->set_gen);
         memset(e->gs_gen, 0, e->gs_cap * sizeof *e->gs_gen);
+        if (e->kmap) memset(e->kmap, 0, e->kmap_n * sizeof *e->kmap);
         e->gen = 1;
     }
     find_groups(e, b);
     size_t ng_entries = e->goff[e->ng];
-    uint32_t gen = e->gen;
-    if (grow(e, b->nf + ng_entries > 0 ? b->nf + ng_entries : 1)) return FN_ENOMEM;
-    e->gen = gen; /* grow may have made a new, zeroed key set (and reset gen): this batch's stamp still works */
+    if (grow_entries(e, b->nf + ng_entries > 0 ? b->nf + ng_entries : 1) || grow_uniq(e, 1) || grow_set(e, 1, 0)) return FN_ENOMEM;
     size_t n = 0;
-    for (size_t k = 0; k < b->nf; k++) e->entry_u[k] = uniq_of(e, b->key[k], &n);
+    uint32_t bad = 0;
+    for (size_t k = 0; k < b->nf; k++) bad |= (e->entry_u[k] = uniq_of(e, b->key[k], &n)) == UINT32_MAX;
     if (e->ng) {
         const fn_ctable *ct = b->ct;
+        /* a set's entries name dictionary keys (kid): a direct map from kid
+         * to unique index stamped with the batch's generation looks up each
+         * distinct kid's key once, not every entry (~10x fewer on shaped
+         * batches); past KMAP_MAX keys the hash alone does it */
+        if (ct->n_keys <= KMAP_MAX && (e->kmap_ct != ct || !e->kmap)) {
+            free(e->kmap);
+            e->kmap = calloc(ct->n_keys ? ct->n_keys : 1, sizeof *e->kmap);
+            e->kmap_n = e->kmap ? ct->n_keys : 0;
+            e->kmap_ct = e->kmap ? ct : NULL;
+        }
+        uint64_t *km = e->kmap_ct == ct ? e->kmap : NULL, stamp = (uint64_t)e->gen << 32;
         for (int g = 0; g < e->ng; g++) {
             uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
             uint32_t *gu = e->gentry_u + e->goff[g];
-            for (uint64_t k = a; k < z; k++) gu[k - a] = uniq_of(e, ct->keys[ct->ent[k].kid], &n);
+            const ctable_ent *ent = ct->ent + a;
+            if (km) {
+                for (uint64_t k = 0; k < z - a; k++) {
+                    uint32_t kid = ent[k].kid;
+                    uint64_t v = km[kid];
+                    if ((v & 0xFFFFFFFF00000000ull) == stamp) { gu[k] = (uint32_t)v; continue; }
+                    uint32_t u = uniq_of(e, ct->keys[kid], &n);
+                    bad |= u == UINT32_MAX;
+                    km[kid] = stamp | u;
+                    gu[k] = u;
+                }
+            } else {
+                for (uint64_t k = 0; k < z - a; k++) bad |= (gu[k] = uniq_of(e, ct->keys[ent[k].kid], &n)) == UINT32_MAX;
+            }
         }
     }
+    if (bad || grow_uniq(e, n)) return FN_ENOMEM;
     e->n_uniq = n;
     /* counting sort by server, then sort each server's run by key */
     int S = e->n_servers;

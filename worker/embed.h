@@ -59,6 +59,9 @@ typedef struct {
     float *gx;            /* [ng, F*D] pooled groups, then their summed dx */
     uint32_t *gs_key, *gs_val, *gs_gen;  /* set -> group, open addressing by generation */
     size_t gs_cap;
+    uint64_t *kmap;       /* [kmap_n] kid of kmap_ct -> (generation << 32 | unique index) */
+    size_t kmap_n;
+    const void *kmap_ct;
     float *tgrads;        /* [(threads-1), cap_uniq, D] the other threads' gradient blocks */
     int tgrads_threads;
     size_t tgrads_cap;
