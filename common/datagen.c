@@ -410,8 +410,7 @@ static int dg_options(dg_opts *o, dg_opt *t)
 #define OPT(nm, ar, ty, ds, l, h, lop, hop, hl) t[n++] = (dg_opt){nm, ar, hl, ty, ds, l, h, lop, hop, 0}
     OPT("out", "DIR", O_STR, &o->out, 0, 0, 0, 0, "output directory, created if missing (required)");
     OPT("shape", "NAME", O_STR, &o->shape, 0, 0, 0, 0,
-        "light: the defaults below [light]; aliccp: the public Ali-CCP set's proportions "
-        "scaled to --train (see below)");
+        "light or aliccp: presets (see below) [light]");
     OPT("train", "N", O_U64, &o->n_train, 0, 1e12, 0, 0, "train impressions [1000000]");
     OPT("test", "N", O_U64, &o->n_test, 0, 1e12, 0, 0, "test impressions [100000]");
     OPT("seed", "S", O_U64, &o->wp.seed, 0, 18446744073709551615.0, 0, 0, "random seed [1]");
@@ -433,13 +432,11 @@ static int dg_options(dg_opts *o, dg_opt *t)
     OPT("user-zipf", "S", O_DBL, &o->wp.user_zipf, 0, 5, 0, 0, "user activity exponent [0.8]");
     OPT("dim-latent", "K", O_U32, &o->wp.dim, 1, 256, 0, 0, "latent dimension [8]");
     OPT("behavior", "N", O_U32, &o->wp.behavior, 0, WORLD_MAX_BEHAVIOR, 0, 0,
-        "history ids per user: 0 = 3..10 per list; N > 0 = lists 109_14, 110_14, 127_14, "
-        "150_14 of mean lengths N*(117,342,209,191)/859, each uniform in [0.5,1.5]x its mean [0]");
+        "history ids per user: 0 = 3..10 a list; N > 0 = ~N (see below) [0]");
     OPT("impressions-per-request", "K", O_U32, &o->run_k, 0, WORLD_MAX_RUN, 0, 0,
-        "0 = an md5 per request of 1+Binomial(7,3/7) impressions; K >= 1 = a pool of md5s "
-        "per split, the skeleton in runs of about K adjacent impressions sharing one [0]");
+        "0 = an md5 per request; K >= 1 = md5 pools, runs of ~K (below) [0]");
     OPT("impressions-per-md5", "M", O_U32, &o->per_md5, 1, 1e9, 0, 0,
-        "with K >= 1: pool of ceil(impressions / M) md5s per split [58]");
+        "with K >= 1: ceil(impressions / M) md5s a split [58]");
 #undef OPT
     return n;
 }
@@ -465,17 +462,29 @@ static void usage(FILE *f, const dg_opt *t, int n)
     fprintf(f, "  %-22s %s\n", "--help", "this text");
     fprintf(f,
             "\n"
+            "--behavior N > 0: the history lists 109_14, 110_14, 127_14, 150_14 have\n"
+            "mean lengths N x (117, 342, 209, 191) / 859 (Ali-CCP's), each user's\n"
+            "uniform in [0.5, 1.5] x the mean, at most the field's vocabulary.\n"
+            "\n"
+            "--impressions-per-request K >= 1: each split has a pool of\n"
+            "ceil(impressions / M) md5s, each of a user drawn by activity and written\n"
+            "once to the common file; the skeleton is runs of 1 + Binomial(2(K-1), 1/2)\n"
+            "adjacent impressions (mean K), each a request of the user of an md5 drawn\n"
+            "uniformly from the pool (K = 1: one impression a request, position 0).\n"
+            "K = 0: an md5 per request of 1 + Binomial(7, 3/7) impressions.\n"
+            "\n"
             "--shape aliccp sets, unless given: --behavior 859 (~868 common ids per\n"
             "md5), --impressions-per-md5 58, --impressions-per-request 1, --ctr 0.039,\n"
             "--cvr 0.0055, and vocabularies scaled like the public set's (0.4M users,\n"
-            "4.3M items for 84M impressions): users = 0.55 x the md5 pools (at least\n"
-            "1000), ads = impressions / 20 (at least 50000), categories %u, shops and\n"
-            "brands ads / 2 (at least 40000), so that the long lists are drawable.\n"
+            "4.3M items for 84M impressions): users = %g x the md5 pools (at least\n"
+            "%u), ads = impressions / %g (at least %u), categories %u, shops and\n"
+            "brands ads / %g (at least %u), so that the long lists are drawable.\n"
             "\n"
             "Memory: O(users + ads + categories + shops + brands + history items),\n"
             "8 bytes per history item (~26 per user by default, ~860 per user with\n"
             "--behavior 859), plus one bit per md5 of a pool; never per impression.\n",
-            DG_ALICCP_CATEGORIES);
+            DG_ALICCP_USERS_PER_MD5, DG_ALICCP_MIN_USERS, DG_ALICCP_IMPS_PER_AD, DG_ALICCP_MIN_ADS,
+            DG_ALICCP_CATEGORIES, DG_ALICCP_ADS_PER_SHOP, DG_ALICCP_MIN_SHOPS);
 }
 
 static void fmt_range(char *b, size_t cap, const dg_opt *o)
@@ -549,10 +558,10 @@ static void shape_aliccp(dg_opts *o, const dg_opt *t, int n)
     if (users > 1e8) users = 1e8;
     if (ads < DG_ALICCP_MIN_ADS) ads = DG_ALICCP_MIN_ADS;
     if (ads > 1e8) ads = 1e8;
-    double shops = ads / DG_ALICCP_ADS_PER_SHOP;
-    if (shops < DG_ALICCP_MIN_SHOPS) shops = DG_ALICCP_MIN_SHOPS;
     UNLESS("users", o->wp.users = (uint32_t)ceil(users));
     UNLESS("ads", o->wp.ads = (uint32_t)ceil(ads));
+    double shops = o->wp.ads / DG_ALICCP_ADS_PER_SHOP;  /* of the ads chosen, preset or given */
+    if (shops < DG_ALICCP_MIN_SHOPS) shops = DG_ALICCP_MIN_SHOPS;
     UNLESS("categories", o->wp.categories = DG_ALICCP_CATEGORIES);
     UNLESS("shops", o->wp.shops = (uint32_t)ceil(shops));
     UNLESS("brands", o->wp.brands = (uint32_t)ceil(shops));
