@@ -518,7 +518,8 @@ static void check_shapes(const char *root)
     tr = check_split(a, "train", 30000, 1, &aliccp);
     double adj = (double)tr.adjacent_same / (double)(tr.impressions - 1);
     CHECK(adj > 0.80 && adj < 0.87, "K = 6: %.4f of adjacent lines share an md5, expected ~5/6", adj);
-    CHECK(tr.common_lines == (30000 + 57) / 58 && tr.md5s_used == tr.common_lines, "K = 6: %ld md5s, %ld named",
+    /* ~9.7 runs per md5: P(an md5 gets none) = e^-9.7, ~0.03 of 518 */
+    CHECK(tr.common_lines == (30000 + 57) / 58 && tr.md5s_used >= tr.common_lines - 3, "K = 6: %ld md5s, %ld named",
           tr.common_lines, tr.md5s_used);
     fprintf(stderr, "K = 6: adjacent %.4f\n", adj);
 
