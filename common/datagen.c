@@ -8,8 +8,10 @@
  * are common/world.c; the model they implement is written out here, because
  * this is what "truth" means in every experiment that uses these files.
  * Nothing is ever held per impression: each line is written as it is drawn,
- * so memory is O(users + ads) whatever --train and --test are.  Same flags
- * and seed => byte-identical files.
+ * so memory is O(users + ads + history items) whatever --train and --test
+ * are (8 bytes per history item: ~26 a user by default, ~860 with
+ * --behavior 859; plus one bit per md5 of a pool).  Same flags and seed =>
+ * byte-identical files.
  *
  * THE GENERATIVE MODEL
  * k = --dim-latent.  Latent vectors have i.i.d. N(0,1) components, so x·y/√k
@@ -42,7 +44,18 @@
  *   110_14,      3..10 distinct shops / brands: those of ads drawn by
  *   127_14       popularity within a category drawn uniformly from 109_14
  *   150_14       the nodes of the 109_14 categories (counts summed), topped
- *                up with random nodes to 3
+ *                up with random nodes to 3 (nodes of categories drawn by
+ *                popularity)
+ *   --behavior N > 0 (Ali-CCP-sized histories): the same lists drawn the
+ *                same way, but list h has length uniform in [0.5, 1.5] x
+ *                N·(117, 342, 209, 191)/859 (rounded, >= 1, <= the field's
+ *                vocabulary) -- the mean lengths of 109_14, 110_14, 127_14,
+ *                150_14 on an Ali-CCP common line; 150_14 is topped up to
+ *                its length (it keeps all the nodes of 109_14 if those are
+ *                more).  A list draws 20 candidates per wanted item; if
+ *                distinct ids run out first, the rest are uniform ids not
+ *                yet in the list (uniform start, next free id), counted in
+ *                world.json ("histories": "fallback_share").
  *   M(L, x)      = Σ_i w_i x_i / √(Σ_i w_i²) over history list L (unit variance)
  *   a_u          = √.45 M(109_14, g) + √.15 M(127_14, h) + √.4 ε   (click taste)
  *   b_u          = √.3 M(109_14, g') + √.1 M(127_14, h') + √.6 ε'  (purchase taste)
@@ -50,7 +63,20 @@
  *   ν_u          = T122[profile 122] + T124[profile 124], sd 0.15 and 0.2
  * Requests (one common line each, its own md5).  A user by activity;
  *   n = 1 + Binomial(7, 3/7) impressions (1..8, mean 4; the last request of
- *   a split is cut to fit); 3n distinct candidate ads, each with
+ *   a split is cut to fit).
+ * Pools (--impressions-per-request K >= 1; M = --impressions-per-md5).
+ *   Each split has a pool of R = ceil(impressions / M) md5s, md5 i with
+ *   user u_i by activity (drawn from a stream of its own, so nothing is
+ *   stored per md5), each written once to the common file, in pool order.
+ *   The skeleton is a sequence of runs: a run has n = 1 + Binomial(2(K-1),
+ *   1/2) impressions (mean K; K = 1: always 1; the last run is cut to fit),
+ *   an md5 i drawn UNIFORMLY from the pool (so ~M impressions per md5,
+ *   Poisson-spread; heavy users get more md5s, not longer ones) and one
+ *   request of u_i with n impressions.  K = 1 scatters an md5's
+ *   impressions over the whole file; K = 6 writes them in runs of ~6.
+ *   The calibration pilot draws its requests the same way (user by
+ *   activity, a run of about K).
+ * Every request:  3n distinct candidate ads, each with
  *   probability 0.3 a popular ad (by popularity within the category) of a
  *   category drawn uniformly from the user's 109_14 ("retrieval"), else an
  *   ad by global popularity.  A_c(u,ad) = a_u·c_ad/√k.  The shown ads are
@@ -80,6 +106,8 @@
  * Calibration.  α_c and α_v are bisected on a pilot of --pilot impressions
  *   (250,000) from their own RNG stream (independent of --train/--test): mean
  *   pCTR = --ctr and Σ pCTR·pCVR / Σ pCTR (the CVR among clicks) = --cvr.
+ * Shapes.  --shape aliccp presets the public Ali-CCP set's proportions
+ *   (see shape_aliccp()); every flag given explicitly wins over it.
  * RNG streams.  World, pilot, train and test each have their own stream
  *   derived from --seed; train and test are independent draws of requests
  *   from the same world; the test split does not depend on --train except
@@ -111,8 +139,18 @@
 #include "mkdirs.h"
 #include "world.h"
 
-#define DG_BUF       (1u << 20)   /* bytes per output buffer */
-#define DG_LINE_MAX  (16u << 10)  /* bytes kept free for one line */
+#define DG_BUF       (1u << 20)   /* bytes per output buffer, at least */
+#define DG_LINE_MAX  (16u << 10)  /* bytes kept free for one skeleton or truth line */
+#define DG_ITEM_MAX  44           /* bytes of one feature item: 1 + name 6 + 2 + id 20 + value 15 */
+
+/* --shape aliccp (shape_aliccp) */
+#define DG_ALICCP_USERS_PER_MD5  0.55     /* 0.4M users / 730k md5s */
+#define DG_ALICCP_MIN_USERS      1000
+#define DG_ALICCP_IMPS_PER_AD    20.0     /* 84M impressions / 4.3M items */
+#define DG_ALICCP_MIN_ADS        50000
+#define DG_ALICCP_CATEGORIES     4000     /* 1000 nodes: ~191 (up to 287) drawable by popularity */
+#define DG_ALICCP_ADS_PER_SHOP   2.0      /* shops and brands */
+#define DG_ALICCP_MIN_SHOPS      40000
 #define DG_AUC_BINS  (1u << 17)   /* logit histogram for the AUCs */
 #define DG_AUC_LO    (-40.0)
 #define DG_AUC_HI    20.0
@@ -168,16 +206,20 @@ static void fields_init(dg_fields *f, const world *w)
 typedef struct {
     FILE *f;
     char *buf;
-    size_t len;
+    size_t len, cap;      /* bytes in buf, bytes of buf */
+    size_t line_max;      /* bytes kept free for one line */
     int failed;           /* errno of the first failed write, 0 if none */
     char path[PATH_MAX];
 } dg_file;
 
-static int file_open(dg_file *o, const char *dir, const char *name)
+/* Opens dir/name for lines of at most line_max bytes. */
+static int file_open(dg_file *o, const char *dir, const char *name, size_t line_max)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
-    o->buf = malloc(DG_BUF);
+    o->line_max = line_max;
+    o->cap = 4 * line_max > DG_BUF ? 4 * line_max : DG_BUF;
+    o->buf = malloc(o->cap);
     if (!o->buf) return fn_fail(FN_ENOMEM, "funnel datagen: out of memory");
     o->f = fopen(o->path, "wb");
     if (!o->f) {
@@ -195,10 +237,10 @@ static void file_flush(dg_file *o)
     o->len = 0;
 }
 
-/* Makes room for one line (at most DG_LINE_MAX bytes). */
+/* Makes room for one line (at most o->line_max bytes). */
 static inline void file_reserve(dg_file *o)
 {
-    if (o->len + DG_LINE_MAX > DG_BUF) file_flush(o);
+    if (o->len + o->line_max > o->cap) file_flush(o);
 }
 
 static int file_close(dg_file *o)
@@ -276,6 +318,12 @@ static const char *const dg_auc_name[DG_NAUC] = {"ctr", "cvr_clicked", "cvr_enti
 
 typedef struct {
     uint64_t requests, imps, clicks, buys, convs, hits[WORLD_N_HIST];
+    /* shape of the files: common lines and their ids (history ids per list),
+     * distinct md5s the skeleton names, Σ over impressions of the common
+     * ids of its md5 and of its own ids, adjacent skeleton lines sharing
+     * an md5 */
+    uint64_t common_lines, common_ids, common_hist[WORLD_N_HIST];
+    uint64_t md5s_used, imp_common_ids, imp_own_ids, adjacent_same;
     double sum_pctr, sum_pcvr, sum_pctcvr, sum_pcvr_clicked;
     double sum_ac, sum_av, sum_av_clicked;
     double ll[DG_NAUC];
@@ -336,8 +384,11 @@ static void stats_add(dg_stats *s, const world_imp *im)
 
 typedef struct {
     const char *out;
+    const char *shape;    /* "light" (the default) or "aliccp" */
     uint64_t n_train, n_test;
     uint32_t pilot;       /* impressions of the calibration pilot */
+    uint32_t run_k;       /* --impressions-per-request: 0 = an md5 per request */
+    uint32_t per_md5;     /* --impressions-per-md5 (with run_k >= 1) */
     double ctr, cvr;
     world_params wp;
 } dg_opts;
@@ -350,13 +401,16 @@ typedef struct {
     void *dst;
     double lo, hi;      /* hi = INFINITY: unbounded */
     int lo_open, hi_open;
+    int set;            /* given on the command line */
 } dg_opt;
 
 static int dg_options(dg_opts *o, dg_opt *t)
 {
     int n = 0;
-#define OPT(nm, ar, ty, ds, l, h, lop, hop, hl) t[n++] = (dg_opt){nm, ar, hl, ty, ds, l, h, lop, hop}
+#define OPT(nm, ar, ty, ds, l, h, lop, hop, hl) t[n++] = (dg_opt){nm, ar, hl, ty, ds, l, h, lop, hop, 0}
     OPT("out", "DIR", O_STR, &o->out, 0, 0, 0, 0, "output directory, created if missing (required)");
+    OPT("shape", "NAME", O_STR, &o->shape, 0, 0, 0, 0,
+        "light or aliccp: presets (see below) [light]");
     OPT("train", "N", O_U64, &o->n_train, 0, 1e12, 0, 0, "train impressions [1000000]");
     OPT("test", "N", O_U64, &o->n_test, 0, 1e12, 0, 0, "test impressions [100000]");
     OPT("seed", "S", O_U64, &o->wp.seed, 0, 18446744073709551615.0, 0, 0, "random seed [1]");
@@ -377,12 +431,19 @@ static int dg_options(dg_opts *o, dg_opt *t)
     OPT("zipf", "S", O_DBL, &o->wp.zipf, 0, 5, 0, 0, "ad popularity exponent [1.1]");
     OPT("user-zipf", "S", O_DBL, &o->wp.user_zipf, 0, 5, 0, 0, "user activity exponent [0.8]");
     OPT("dim-latent", "K", O_U32, &o->wp.dim, 1, 256, 0, 0, "latent dimension [8]");
+    OPT("behavior", "N", O_U32, &o->wp.behavior, 0, WORLD_MAX_BEHAVIOR, 0, 0,
+        "history ids per user: 0 = 3..10 a list; N > 0 = ~N (see below) [0]");
+    OPT("impressions-per-request", "K", O_U32, &o->run_k, 0, WORLD_MAX_RUN, 0, 0,
+        "0 = an md5 per request; K >= 1 = md5 pools, runs of ~K (below) [0]");
+    OPT("impressions-per-md5", "M", O_U32, &o->per_md5, 1, 1e9, 0, 0,
+        "with K >= 1: ceil(impressions / M) md5s a split [58]");
 #undef OPT
     return n;
 }
 
 static void usage(FILE *f, const dg_opt *t, int n)
 {
+    char lhs[40];
     fprintf(f,
             "usage: funnel datagen --out DIR [options]\n"
             "\n"
@@ -394,11 +455,36 @@ static void usage(FILE *f, const dg_opt *t, int n)
             "\n"
             "options:\n");
     for (int i = 0; i < n; i++) {
-        char lhs[40];
         snprintf(lhs, sizeof lhs, "--%s %s", t[i].name, t[i].arg);
-        fprintf(f, "  %-22s %s\n", lhs, t[i].help);
+        if (strlen(lhs) > 22) fprintf(f, "  %s\n  %-22s %s\n", lhs, "", t[i].help);
+        else fprintf(f, "  %-22s %s\n", lhs, t[i].help);
     }
     fprintf(f, "  %-22s %s\n", "--help", "this text");
+    fprintf(f,
+            "\n"
+            "--behavior N > 0: the history lists 109_14, 110_14, 127_14, 150_14 have\n"
+            "mean lengths N x (117, 342, 209, 191) / 859 (Ali-CCP's), each user's\n"
+            "uniform in [0.5, 1.5] x the mean, at most the field's vocabulary.\n"
+            "\n"
+            "--impressions-per-request K >= 1: each split has a pool of\n"
+            "ceil(impressions / M) md5s, each of a user drawn by activity and written\n"
+            "once to the common file; the skeleton is runs of 1 + Binomial(2(K-1), 1/2)\n"
+            "adjacent impressions (mean K), each a request of the user of an md5 drawn\n"
+            "uniformly from the pool (K = 1: one impression a request, position 0).\n"
+            "K = 0: an md5 per request of 1 + Binomial(7, 3/7) impressions.\n"
+            "\n"
+            "--shape aliccp sets, unless given: --behavior 859 (~868 common ids per\n"
+            "md5), --impressions-per-md5 58, --impressions-per-request 1, --ctr 0.039,\n"
+            "--cvr 0.0055, and vocabularies scaled like the public set's (0.4M users,\n"
+            "4.3M items for 84M impressions): users = %g x the md5 pools (at least\n"
+            "%u), ads = impressions / %g (at least %u), categories %u, shops and\n"
+            "brands ads / %g (at least %u), so that the long lists are drawable.\n"
+            "\n"
+            "Memory: O(users + ads + categories + shops + brands + history items),\n"
+            "8 bytes per history item (~26 per user by default, ~860 per user with\n"
+            "--behavior 859), plus one bit per md5 of a pool; never per impression.\n",
+            DG_ALICCP_USERS_PER_MD5, DG_ALICCP_MIN_USERS, DG_ALICCP_IMPS_PER_AD, DG_ALICCP_MIN_ADS,
+            DG_ALICCP_CATEGORIES, DG_ALICCP_ADS_PER_SHOP, DG_ALICCP_MIN_SHOPS);
 }
 
 static void fmt_range(char *b, size_t cap, const dg_opt *o)
@@ -442,14 +528,55 @@ bad:;
     return 2;
 }
 
+static int opt_given(const dg_opt *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++) if (!strcmp(t[i].name, name)) return t[i].set;
+    return 0;
+}
+
+/* Pool size of a split of n impressions: ceil(n / m). */
+static uint64_t pool_size(uint64_t n, uint32_t m) { return n / m + (n % m != 0); }
+
+/* --shape aliccp: the public set's proportions (84M impressions, ~730k
+ * md5s, ~0.4M users, ~4.3M items; ~860 history ids per common line; CTR
+ * ~3.9%, ~0.55% of clicks convert), scaled to --train/--test, into every
+ * option not given on the command line.  Categories, shops and brands are
+ * sized for the lists to be drawable by popularity (few fallback items). */
+static void shape_aliccp(dg_opts *o, const dg_opt *t, int n)
+{
+#define UNLESS(name, stmt) if (!opt_given(t, n, name)) stmt
+    UNLESS("behavior", o->wp.behavior = 859);
+    UNLESS("impressions-per-md5", o->per_md5 = 58);
+    UNLESS("impressions-per-request", o->run_k = 1);
+    UNLESS("ctr", o->ctr = 0.039);
+    UNLESS("cvr", o->cvr = 0.0055);
+    uint64_t imps = o->n_train + o->n_test;
+    uint64_t pool = pool_size(o->n_train, o->per_md5) + pool_size(o->n_test, o->per_md5);
+    double users = DG_ALICCP_USERS_PER_MD5 * (double)pool;
+    double ads = (double)imps / DG_ALICCP_IMPS_PER_AD;
+    if (users < DG_ALICCP_MIN_USERS) users = DG_ALICCP_MIN_USERS;
+    if (users > 1e8) users = 1e8;
+    if (ads < DG_ALICCP_MIN_ADS) ads = DG_ALICCP_MIN_ADS;
+    if (ads > 1e8) ads = 1e8;
+    UNLESS("users", o->wp.users = (uint32_t)ceil(users));
+    UNLESS("ads", o->wp.ads = (uint32_t)ceil(ads));
+    double shops = o->wp.ads / DG_ALICCP_ADS_PER_SHOP;  /* of the ads chosen, preset or given */
+    if (shops < DG_ALICCP_MIN_SHOPS) shops = DG_ALICCP_MIN_SHOPS;
+    UNLESS("categories", o->wp.categories = DG_ALICCP_CATEGORIES);
+    UNLESS("shops", o->wp.shops = (uint32_t)ceil(shops));
+    UNLESS("brands", o->wp.brands = (uint32_t)ceil(shops));
+#undef UNLESS
+}
+
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, dg_opts *o)
 {
     *o = (dg_opts){
-        .out = NULL, .n_train = 1000000, .n_test = 100000, .pilot = 250000, .ctr = 0.04, .cvr = 0.05,
+        .out = NULL, .shape = "light", .n_train = 1000000, .n_test = 100000, .pilot = 250000,
+        .run_k = 0, .per_md5 = 58, .ctr = 0.04, .cvr = 0.05,
         .wp = {.seed = 1, .share = 0.5, .exposure_bias = 1.0, .click_bias = 1.0, .zipf = 1.1,
                .user_zipf = 0.8, .users = 100000, .ads = 50000, .categories = 1000,
-               .shops = 5000, .brands = 5000, .dim = 8},
+               .shops = 5000, .brands = 5000, .dim = 8, .behavior = 0},
     };
     dg_opt t[32];
     int n = dg_options(o, t);
@@ -462,7 +589,7 @@ static int parse_args(int argc, char **argv, dg_opts *o)
         }
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        const dg_opt *opt = NULL;
+        dg_opt *opt = NULL;
         for (int j = 0; j < n; j++)
             if (strlen(t[j].name) == len && !strncmp(t[j].name, a + 2, len)) opt = &t[j];
         if (!opt) {
@@ -475,9 +602,20 @@ static int parse_args(int argc, char **argv, dg_opts *o)
             val = argv[++i];
         }
         if (parse_value(opt, val)) return 2;
+        opt->set = 1;
     }
     if (!o->out) {
         fprintf(stderr, "funnel datagen: --out DIR is required (see --help)\n");
+        return 2;
+    }
+    if (!strcmp(o->shape, "aliccp")) {
+        shape_aliccp(o, t, n);
+    } else if (strcmp(o->shape, "light")) {
+        fprintf(stderr, "funnel datagen: --shape must be light or aliccp, got '%s'\n", o->shape);
+        return 2;
+    }
+    if (opt_given(t, n, "impressions-per-md5") && !o->run_k) {
+        fprintf(stderr, "funnel datagen: --impressions-per-md5 needs --impressions-per-request >= 1\n");
         return 2;
     }
     return 0;
@@ -494,14 +632,25 @@ static void put_md5(dg_file *o, uint64_t key)
         for (int s = 60; s >= 0; s -= 4) put_c(o, hex[(h[j] >> s) & 15]);
 }
 
-static void put_common(dg_file *o, const dg_fields *f, const world *w, uint32_t u, uint64_t key)
+/* Feature ids of user u's common line. */
+static uint64_t common_count(const world *w, uint32_t u)
+{
+    uint64_t count = 1 + WORLD_PROFILE;
+    for (int h = 0; h < WORLD_N_HIST; h++) count += w->user[u].hist_len[h];
+    return count;
+}
+
+/* Writes user u's common line under md5 key; counts it in st. */
+static void put_common(dg_file *o, const dg_fields *f, const world *w, uint32_t u, uint64_t key, dg_stats *st)
 {
     file_reserve(o);
     put_md5(o, key);
     put_c(o, ',');
     const world_user *us = &w->user[u];
-    uint64_t count = 1 + WORLD_PROFILE;
-    for (int h = 0; h < WORLD_N_HIST; h++) count += us->hist_len[h];
+    uint64_t count = common_count(w, u);
+    st->common_lines++;
+    st->common_ids += count;
+    for (int h = 0; h < WORLD_N_HIST; h++) st->common_hist[h] += us->hist_len[h];
     put_u64(o, count);
     put_c(o, ',');
     put_item(o, f, F_101, u, "1", 1);
@@ -556,9 +705,45 @@ static void put_truth(dg_file *o, const world_imp *im, uint64_t sample_id)
     put_c(o, '\n');
 }
 
+/* The user of md5 i of a pool: by activity, from a stream of its own (pool
+ * seed and i), so that a pool needs no memory. */
+static uint32_t pool_user(const world *w, uint64_t pool_seed, uint64_t i)
+{
+    fn_rng r;
+    fn_rng_seed(&r, fn_mix64(pool_seed ^ i));
+    return world_draw_user(w, &r);
+}
+
+/* Bytes of the longest common line of w. */
+static size_t common_line_max(const world *w)
+{
+    size_t items = 1 + WORLD_PROFILE;
+    for (int h = 0; h < WORLD_N_HIST; h++) items += w->hist_max[h];
+    return 64 + items * DG_ITEM_MAX;
+}
+
+/* Writes the impressions of request q (md5 key) and counts them. */
+static void put_request(dg_file *fo, const dg_fields *f, const world *w, const world_req *q, uint64_t key,
+                        uint64_t *sid, uint64_t *prev_key, dg_stats *st)
+{
+    uint64_t cids = common_count(w, q->user);
+    st->requests++;
+    for (int i = 0; i < q->n; i++, (*sid)++) {
+        put_skeleton(&fo[0], f, w, q->user, &q->imp[i], *sid, key);
+        put_truth(&fo[2], &q->imp[i], *sid);
+        st->adjacent_same += st->imps > 0 && *prev_key == key;
+        *prev_key = key;
+        st->imp_common_ids += cids;
+        st->imp_own_ids += 6 + (uint64_t)__builtin_popcount(q->imp[i].hit);
+        stats_add(st, &q->imp[i]);
+    }
+}
+
 /* Draws n impressions of split `split` (0 train, 1 test), sample ids from
- * first_id, into the three files of that split. */
-static int gen_split(const world *w, const dg_fields *f, const char *dir, int split, uint64_t n,
+ * first_id, into the three files of that split: an md5 per request
+ * (o->run_k == 0), or a pool of md5s written first and runs of about
+ * run_k impressions drawing from it (see the header comment). */
+static int gen_split(const world *w, const dg_fields *f, const dg_opts *o, int split, uint64_t n,
                      uint64_t first_id, dg_stats *st)
 {
     static const char *const suffix[2] = {"train", "test"};
@@ -566,29 +751,49 @@ static int gen_split(const world *w, const dg_fields *f, const char *dir, int sp
     snprintf(name[0], sizeof name[0], "sample_skeleton_%s.csv", suffix[split]);
     snprintf(name[1], sizeof name[1], "common_features_%s.csv", suffix[split]);
     snprintf(name[2], sizeof name[2], "truth_%s.csv", suffix[split]);
+    const size_t line_max[3] = {DG_LINE_MAX, common_line_max(w), DG_LINE_MAX};
     dg_file fo[3] = {0};
+    uint8_t *used = NULL;  /* pool md5s named by the skeleton, a bit each */
     int rc = FN_OK;
-    for (int i = 0; i < 3 && !rc; i++) rc = file_open(&fo[i], dir, name[i]);
+    for (int i = 0; i < 3 && !rc; i++) rc = file_open(&fo[i], o->out, name[i], line_max[i]);
     if (!rc) {
         fn_rng r;
         fn_rng_seed(&r, fn_mix64(w->p.seed ^ (0x53504C4954ull + (uint64_t)split)));  /* "SPLIT" */
         const uint64_t md5_base = fn_mix64(w->p.seed ^ 0x4D4435ull) ^ ((uint64_t)split << 63);
         put_s(&fo[2], "sample_id,pctr,pcvr,conv\n", 25);
         world_req q;
-        uint64_t done = 0, sid = first_id;
-        while (done < n) {
-            int room = n - done < WORLD_MAX_IMPS ? (int)(n - done) : WORLD_MAX_IMPS;
-            world_draw_request(w, &r, room, &q);
-            uint64_t key = md5_base ^ st->requests++;
-            put_common(&fo[1], f, w, q.user, key);
-            for (int i = 0; i < q.n; i++, sid++) {
-                put_skeleton(&fo[0], f, w, q.user, &q.imp[i], sid, key);
-                put_truth(&fo[2], &q.imp[i], sid);
-                stats_add(st, &q.imp[i]);
+        uint64_t done = 0, sid = first_id, prev_key = 0;
+        if (!o->run_k) {
+            while (done < n) {
+                int room = n - done < WORLD_MAX_IMPS ? (int)(n - done) : WORLD_MAX_IMPS;
+                world_draw_request(w, &r, room, &q);
+                uint64_t key = md5_base ^ st->requests;
+                put_common(&fo[1], f, w, q.user, key, st);
+                put_request(fo, f, w, &q, key, &sid, &prev_key, st);
+                st->md5s_used++;
+                done += (uint64_t)q.n;
             }
-            done += (uint64_t)q.n;
+        } else {
+            /* keys md5_base ^ i, i < pool < 2^63: the splits' pools differ in bit 63 */
+            const uint64_t pool = pool_size(n, o->per_md5);
+            const uint64_t pool_seed = fn_mix64(w->p.seed ^ (0x504F4F4Cull + (uint64_t)split));  /* "POOL" */
+            used = calloc(pool / 8 + 1, 1);
+            if (!used) rc = fn_fail(FN_ENOMEM, "funnel datagen: out of memory for a pool of %llu md5s",
+                                    (unsigned long long)pool);
+            for (uint64_t i = 0; i < pool && !rc; i++)
+                put_common(&fo[1], f, w, pool_user(w, pool_seed, i), md5_base ^ i, st);
+            while (done < n && !rc) {
+                int len = world_run_length(&r, (int)o->run_k);
+                if ((uint64_t)len > n - done) len = (int)(n - done);
+                uint64_t i = fn_rng_below(&r, pool);
+                world_draw_request_of(w, &r, pool_user(w, pool_seed, i), len, &q);
+                put_request(fo, f, w, &q, md5_base ^ i, &sid, &prev_key, st);
+                if (!(used[i / 8] >> (i % 8) & 1)) { used[i / 8] |= (uint8_t)(1u << (i % 8)); st->md5s_used++; }
+                done += (uint64_t)q.n;
+            }
         }
     }
+    free(used);
     for (int i = 0; i < 3; i++) {
         int c = file_close(&fo[i]);
         if (!rc) rc = c;
@@ -627,6 +832,19 @@ static void json_split(FILE *f, const char *name, const dg_stats *s, const char 
     json_num(f, "mean_aff_click", s->sum_ac / n, ", ");
     json_num(f, "mean_aff_conv", s->sum_av / n, ", ");
     json_num(f, "mean_aff_conv_clicked", s->sum_av_clicked / c, ",\n      ");
+    double lines = (double)s->common_lines;
+    fprintf(f, "\"common_lines\": %llu, \"md5s_in_skeleton\": %llu, ", (unsigned long long)s->common_lines,
+            (unsigned long long)s->md5s_used);
+    json_num(f, "impressions_per_md5", n / (double)s->md5s_used, ", ");
+    json_num(f, "adjacent_same_md5", n > 1 ? (double)s->adjacent_same / (n - 1) : NAN, ",\n      ");
+    json_num(f, "common_ids_per_md5", (double)s->common_ids / lines, ", ");
+    json_num(f, "common_ids_per_impression", (double)s->imp_common_ids / n, ", ");
+    json_num(f, "skeleton_ids_per_impression", (double)s->imp_own_ids / n, ", ");
+    json_num(f, "ids_per_impression", (double)(s->imp_common_ids + s->imp_own_ids) / n, ",\n      ");
+    fprintf(f, "\"history_ids_per_md5\": {");
+    static const char *const hist[WORLD_N_HIST] = {"109_14", "110_14", "127_14", "150_14"};
+    for (int h = 0; h < WORLD_N_HIST; h++)
+        json_num(f, hist[h], (double)s->common_hist[h] / lines, h + 1 < WORLD_N_HIST ? ", " : "},\n      ");
     fprintf(f, "\"cross_hit_rate\": {");
     static const char *const cross[WORLD_N_HIST] = {"508", "509", "702", "853"};
     for (int h = 0; h < WORLD_N_HIST; h++)
@@ -665,7 +883,12 @@ static int write_json(const char *dir, const dg_opts *o, const world *w, const d
                "\"nodes\": %u,\n    ", p->users, p->ads, p->categories, p->shops, p->brands, w->nodes);
     json_num(f, "zipf", p->zipf, ", ");
     json_num(f, "user_zipf", p->user_zipf, ", ");
-    fprintf(f, "\"dim_latent\": %u\n  },\n", p->dim);
+    fprintf(f, "\"dim_latent\": %u,\n    ", p->dim);
+    fprintf(f, "\"shape\": \"%s\", \"behavior\": %u, \"impressions_per_request\": %u, ", o->shape, p->behavior,
+            o->run_k);
+    if (o->run_k) fprintf(f, "\"impressions_per_md5\": %u, \"md5_pick\": \"uniform over the pool\"", o->per_md5);
+    else fprintf(f, "\"impressions_per_md5\": null, \"md5_pick\": \"one per request\"");
+    fprintf(f, "\n  },\n");
     fprintf(f, "  \"intercepts\": {\"alpha_c\": %.17g, \"alpha_v\": %.17g, \"pilot_impressions\": %u, ",
             w->alpha_c, w->alpha_v, o->pilot);
     json_num(f, "pilot_mean_pctr", pi->mean_pctr, ", ");
@@ -701,9 +924,32 @@ static int write_json(const char *dir, const dg_opts *o, const world *w, const d
     json_num(f, "sd_user_cvr_122", k->sd_user_cvr_122, ", ");
     json_num(f, "sd_user_cvr_124", k->sd_user_cvr_124, ",\n    ");
     json_num(f, "p_min", k->p_min, ", ");
-    fprintf(f, "\"impressions_per_request\": \"1 + Binomial(%d, 3/7)\", \"candidates_per_slot\": %d, "
-               "\"cross_buckets\": %u\n  },\n",
-            WORLD_MAX_IMPS - 1, WORLD_CAND_MULT, k->cross_buckets);
+    if (o->run_k)
+        fprintf(f, "\"impressions_per_request\": \"1 + Binomial(%u, 1/2)\", ", 2 * (o->run_k - 1));
+    else
+        fprintf(f, "\"impressions_per_request\": \"1 + Binomial(%d, 3/7)\", ", WORLD_REQ_TRIALS);
+    fprintf(f, "\"candidates_per_slot\": %d, \"cross_buckets\": %u\n  },\n", WORLD_CAND_MULT, k->cross_buckets);
+    /* histories as built (over all users) and the memory they take */
+    static const char *const hist_name[WORLD_N_HIST] = {"109_14", "110_14", "127_14", "150_14"};
+    uint64_t items = 0, fallback = 0;
+    for (int h = 0; h < WORLD_N_HIST; h++) { items += w->hist_items[h]; fallback += w->hist_fallback[h]; }
+    fprintf(f, "  \"histories\": {\n    \"length\": \"%s\",\n    \"mean_length_target\": {",
+            p->behavior ? "uniform in [0.5, 1.5] x N*(117, 342, 209, 191)/859, >= 1, <= vocabulary"
+                        : "3..10 (150_14: the 109_14 nodes, at least 3)");
+    for (int h = 0; h < WORLD_N_HIST; h++)
+        json_num(f, hist_name[h], p->behavior ? w->hist_mean[h] : NAN, h + 1 < WORLD_N_HIST ? ", " : "},\n    ");
+    fprintf(f, "\"mean_length\": {");
+    for (int h = 0; h < WORLD_N_HIST; h++)
+        json_num(f, hist_name[h], (double)w->hist_items[h] / p->users, h + 1 < WORLD_N_HIST ? ", " : "},\n    ");
+    fprintf(f, "\"fallback_share\": {");
+    for (int h = 0; h < WORLD_N_HIST; h++)
+        json_num(f, hist_name[h], w->hist_items[h] ? (double)w->hist_fallback[h] / (double)w->hist_items[h] : 0,
+                 h + 1 < WORLD_N_HIST ? ", " : "},\n    ");
+    fprintf(f, "\"items\": %llu, \"fallback_items\": %llu, \"bytes\": %llu,\n    ", (unsigned long long)items,
+            (unsigned long long)fallback, (unsigned long long)(items * sizeof(world_hist_item)));
+    fprintf(f, "\"memory\": \"O(users + ads + categories + shops + brands + history items): %zu bytes per "
+               "history item, %.1f items per user; one bit per md5 of a pool; nothing per impression\"\n  },\n",
+            sizeof(world_hist_item), (double)items / p->users);
     fprintf(f, "  \"fields\": [\n");
     for (int i = 0; i < DG_NFIELDS; i++) {
         const char *side = i <= F_150_14 ? "user" : i <= F_216 ? "ad" : i == F_301 ? "context" : "cross";
@@ -745,15 +991,15 @@ int datagen_main(int argc, char **argv)
     world_pilot pilot = {0};
     if (!rc) {
         log_info("datagen: world of %u users, %u ads built in %.2f s", o.wp.users, o.wp.ads, now_sec() - t0);
-        rc = world_calibrate(w, o.pilot, o.ctr, o.cvr, &pilot);
+        rc = world_calibrate(w, o.pilot, o.ctr, o.cvr, (int)o.run_k, &pilot);
     }
     if (!rc) {
         log_info("datagen: alpha_c %.4f, alpha_v %.4f (pilot: mean pCTR %.5f, CVR among clicks %.5f, "
                  "mean pCVR %.5f)", w->alpha_c, w->alpha_v, pilot.mean_pctr, pilot.cvr_clicked, pilot.mean_pcvr);
         fields_init(fl, w);
-        rc = gen_split(w, fl, o.out, 0, o.n_train, 1, &st[0]);
+        rc = gen_split(w, fl, &o, 0, o.n_train, 1, &st[0]);
     }
-    if (!rc) rc = gen_split(w, fl, o.out, 1, o.n_test, 1 + o.n_train, &st[1]);
+    if (!rc) rc = gen_split(w, fl, &o, 1, o.n_test, 1 + o.n_train, &st[1]);
     if (!rc) rc = write_json(o.out, &o, w, fl, &pilot, st);
     if (!rc) {
         for (int s = 0; s < 2; s++) {

@@ -10,6 +10,8 @@
 
 const uint32_t world_profile_vocab[WORLD_PROFILE] = {100, 3, 8, 10, 5, 4, 3, 10};
 
+const double world_behavior_share[WORLD_N_HIST] = {117, 342, 209, 191};
+
 static const world_consts world_default_consts = {
     .zipf_offset = 10.0,
     .cat_zipf = 1.0,
@@ -141,10 +143,15 @@ static uint32_t ad_in_category(const world *w, uint32_t c, fn_rng *r)
     return w->cat_ads[lo];
 }
 
+/* Index of id in a list sorted by id (ids distinct), or -1. */
 static int hist_find(const world_hist_item *it, int n, uint32_t id)
 {
-    for (int i = 0; i < n; i++) if (it[i].id == id) return i;
-    return -1;
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (it[mid].id < id) lo = mid + 1; else hi = mid;
+    }
+    return lo < n && it[lo].id == id ? lo : -1;
 }
 
 static uint32_t hist_count(fn_rng *r, double cont)
@@ -154,15 +161,14 @@ static uint32_t hist_count(fn_rng *r, double cont)
     return c;
 }
 
-static void hist_sort(world_hist_item *it, int n)
+static int hist_cmp(const void *a, const void *b)
 {
-    for (int i = 1; i < n; i++) {
-        world_hist_item x = it[i];
-        int j = i;
-        while (j > 0 && it[j - 1].id > x.id) { it[j] = it[j - 1]; j--; }
-        it[j] = x;
-    }
+    uint32_t x = ((const world_hist_item *)a)->id, y = ((const world_hist_item *)b)->id;
+    return (x > y) - (x < y);
 }
+
+/* ids are distinct within a list, so any sort gives the same order */
+static void hist_sort(world_hist_item *it, int n) { qsort(it, (size_t)n, sizeof *it, hist_cmp); }
 
 /* out[dim] = Σ wt_i · lat[id_i] / sqrt(Σ wt_i²): unit variance per component. */
 static void hist_mix(double *out, const world_hist_item *it, int n, const float *lat, uint32_t dim)
@@ -186,55 +192,122 @@ static float *normals(fn_rng *r, size_t n)
 
 /* ---- building ----------------------------------------------------------- */
 
+/* The list being drawn, with O(1) membership: mark[v] == stamp iff id v is
+ * in it, at index at[v].  mark/at span the field's vocabulary and are
+ * shared by all users (a new stamp per user). */
+typedef struct {
+    world_hist_item *it;
+    int n;
+    uint32_t *mark, *at, stamp;
+} hist_list;
+
+static inline int list_at(const hist_list *l, uint32_t v) { return l->mark[v] == l->stamp ? (int)l->at[v] : -1; }
+
+static inline void list_add(hist_list *l, uint32_t v, uint32_t count)
+{
+    l->mark[v] = l->stamp;
+    l->at[v] = (uint32_t)l->n;
+    l->it[l->n++] = (world_hist_item){v, count};
+}
+
+/* Tops l up to m (<= vocab) items with ids not in it, each from a uniform
+ * start then the next free id (mod vocab): terminates because a free id
+ * exists while n < m <= vocab.  Only after the popularity draws ran out of
+ * attempts; counted in *fallback. */
+static void list_fill(hist_list *l, int m, uint32_t vocab, fn_rng *r, double cont, uint64_t *fallback)
+{
+    while (l->n < m) {
+        uint32_t v = (uint32_t)fn_rng_below(r, vocab);
+        while (list_at(l, v) >= 0) v = v + 1 == vocab ? 0 : v + 1;
+        list_add(l, v, hist_count(r, cont));
+        (*fallback)++;
+    }
+}
+
+/* Length of list h with behavior > 0: uniform in [0.5, 1.5] x its mean,
+ * rounded, at least 1, at most vocab. */
+static int behavior_length(const world *w, fn_rng *r, int h, uint32_t vocab)
+{
+    int m = (int)floor(w->hist_mean[h] * (0.5 + fn_rng_uniform(r)) + 0.5);
+    if (m < 1) m = 1;
+    if ((uint32_t)m > vocab) m = (int)vocab;
+    return m;
+}
+
+typedef struct {
+    uint32_t *mark[WORLD_N_HIST], *at[WORLD_N_HIST];
+    uint32_t stamp;
+} hist_scratch;
+
 /* Draws the four history lists of one user into it[] (room for
- * WORLD_N_HIST · WORLD_MAX_HIST), setting len[]. */
-static void build_histories(const world *w, fn_rng *r, world_hist_item *it, uint8_t *len)
+ * Σ w->hist_max), setting len[].  behavior 0: the light lists of the model
+ * in datagen.c, drawn exactly as they always were (so a default world is
+ * byte-identical across versions); behavior > 0: longer lists drawn the
+ * same way, with 20 attempts per wanted item and then list_fill.
+ * Returns nothing that can fail. */
+static void build_histories(world *w, fn_rng *r, world_hist_item *it, uint16_t *len, hist_scratch *sc)
 {
     const world_params *p = &w->p;
-    world_hist_item *cat = it;
-    int m = 3 + (int)fn_rng_below(r, 8), n = 0;
+    const double cont = w->k.hist_continue;
+    const int beh = p->behavior > 0;
+    const uint32_t vocab[WORLD_N_HIST] = {p->categories, p->shops, p->brands, w->nodes};
+    hist_list l[WORLD_N_HIST];
+    sc->stamp++;
+    for (int h = 0; h < WORLD_N_HIST; h++) l[h] = (hist_list){NULL, 0, sc->mark[h], sc->at[h], sc->stamp};
+
+    /* categories of ads drawn by popularity */
+    hist_list *cat = &l[WORLD_H_CAT];
+    cat->it = it;
+    int m = beh ? behavior_length(w, r, WORLD_H_CAT, vocab[WORLD_H_CAT]) : 3 + (int)fn_rng_below(r, 8);
     if ((uint32_t)m > p->categories) m = (int)p->categories;
-    for (int tries = 0; n < m && tries < 20 * m; tries++) {
-        uint32_t c = w->ad[alias_draw(&w->ad_pick, r)].category;  /* of a popular ad */
-        if (hist_find(cat, n, c) < 0) cat[n++] = (world_hist_item){c, hist_count(r, w->k.hist_continue)};
+    for (int tries = 0; cat->n < m && tries < 20 * m; tries++) {
+        uint32_t c = w->ad[alias_draw(&w->ad_pick, r)].category;
+        if (list_at(cat, c) < 0) list_add(cat, c, hist_count(r, cont));
     }
-    len[WORLD_H_CAT] = (uint8_t)n;
-    world_hist_item *cur = cat + n;
+    if (beh) list_fill(cat, m, vocab[WORLD_H_CAT], r, cont, &w->hist_fallback[WORLD_H_CAT]);
+    world_hist_item *cur = it + cat->n;
 
     /* shops and brands of popular ads in the user's categories */
     for (int h = WORLD_H_SHOP; h <= WORLD_H_BRAND; h++) {
-        int mh = 3 + (int)fn_rng_below(r, 8), nh = 0;
-        for (int tries = 0; nh < mh && tries < 20 * mh; tries++) {
-            uint32_t c = cat[fn_rng_below(r, (uint64_t)len[WORLD_H_CAT])].id;
+        hist_list *lh = &l[h];
+        lh->it = cur;
+        int mh = beh ? behavior_length(w, r, h, vocab[h]) : 3 + (int)fn_rng_below(r, 8);
+        for (int tries = 0; lh->n < mh && tries < 20 * mh; tries++) {
+            uint32_t c = cat->it[fn_rng_below(r, (uint64_t)cat->n)].id;
             const world_ad *a = &w->ad[ad_in_category(w, c, r)];
             uint32_t v = h == WORLD_H_SHOP ? a->shop : a->brand;
-            if (hist_find(cur, nh, v) < 0) cur[nh++] = (world_hist_item){v, hist_count(r, w->k.hist_continue)};
+            if (list_at(lh, v) < 0) list_add(lh, v, hist_count(r, cont));
         }
-        len[h] = (uint8_t)nh;
-        cur += nh;
+        if (beh) list_fill(lh, mh, vocab[h], r, cont, &w->hist_fallback[h]);
+        cur += lh->n;
     }
 
-    /* the nodes of the user's categories (counts summed), topped up to 3 */
-    int nn = 0;
-    for (int i = 0; i < len[WORLD_H_CAT]; i++) {
-        uint32_t v = w->cat_node[cat[i].id];
-        int at = hist_find(cur, nn, v);
+    /* the nodes of the user's categories (counts summed), topped up with
+     * nodes of categories by popularity to 3 (behavior: to a drawn length) */
+    hist_list *node = &l[WORLD_H_NODE];
+    node->it = cur;
+    for (int i = 0; i < cat->n; i++) {
+        uint32_t v = w->cat_node[cat->it[i].id];
+        int at = list_at(node, v);
         if (at >= 0) {
-            cur[at].count += cat[i].count;
-            if (cur[at].count > WORLD_MAX_COUNT) cur[at].count = WORLD_MAX_COUNT;
+            node->it[at].count += cat->it[i].count;
+            if (node->it[at].count > WORLD_MAX_COUNT) node->it[at].count = WORLD_MAX_COUNT;
         } else {
-            cur[nn++] = (world_hist_item){v, cat[i].count};
+            list_add(node, v, cat->it[i].count);
         }
     }
-    int want = w->nodes < 3 ? (int)w->nodes : 3;
-    for (int tries = 0; nn < want && tries < 60; tries++) {
+    int want = beh ? behavior_length(w, r, WORLD_H_NODE, w->nodes) : w->nodes < 3 ? (int)w->nodes : 3;
+    for (int tries = 0; node->n < want && tries < (beh ? 20 * want : 60); tries++) {
         uint32_t v = w->cat_node[alias_draw(&w->cat_pick, r)];
-        if (hist_find(cur, nn, v) < 0) cur[nn++] = (world_hist_item){v, hist_count(r, w->k.hist_continue)};
+        if (list_at(node, v) < 0) list_add(node, v, hist_count(r, cont));
     }
-    len[WORLD_H_NODE] = (uint8_t)nn;
+    if (beh) list_fill(node, want, w->nodes, r, cont, &w->hist_fallback[WORLD_H_NODE]);
 
-    world_hist_item *s = it;
-    for (int h = 0; h < WORLD_N_HIST; h++) { hist_sort(s, len[h]); s += len[h]; }
+    for (int h = 0; h < WORLD_N_HIST; h++) {
+        len[h] = (uint16_t)l[h].n;
+        w->hist_items[h] += (uint64_t)l[h].n;
+        hist_sort(l[h].it, l[h].n);
+    }
 }
 
 static int build(world *w)
@@ -260,8 +333,22 @@ static int build(world *w)
     w->cat_node = malloc(p->categories * sizeof *w->cat_node);
     w->user = calloc(p->users, sizeof *w->user);
     w->ad = calloc(p->ads, sizeof *w->ad);
-    size_t hist_cap = (size_t)p->users * 16 + WORLD_N_HIST * WORLD_MAX_HIST;  /* grows; ~26 per user */
+    size_t room = 0, mean_items = 16;  /* most items of one user; a first guess of the mean */
+    for (int h = 0; h < WORLD_N_HIST; h++) room += w->hist_max[h];
+    if (p->behavior) {
+        double sum = 0;
+        for (int h = 0; h < WORLD_N_HIST; h++) sum += w->hist_mean[h];
+        mean_items = (size_t)(1.02 * sum) + 1;
+    }
+    size_t hist_cap = (size_t)p->users * mean_items + room;  /* grows; shrunk to fit at the end */
     w->hist = malloc(hist_cap * sizeof *w->hist);
+    hist_scratch sc = {.stamp = 0};
+    const uint32_t hvocab[WORLD_N_HIST] = {p->categories, p->shops, p->brands, w->nodes};
+    for (int h = 0; h < WORLD_N_HIST; h++) {
+        sc.mark[h] = calloc(hvocab[h], sizeof *sc.mark[h]);
+        sc.at[h] = malloc(hvocab[h] * sizeof *sc.at[h]);
+        if (!sc.mark[h] || !sc.at[h]) goto out;
+    }
     w->ua = malloc((size_t)p->users * dim * sizeof *w->ua);
     w->ub = malloc((size_t)p->users * dim * sizeof *w->ub);
     w->ac = malloc((size_t)p->ads * dim * sizeof *w->ac);
@@ -345,15 +432,20 @@ static int build(world *w)
         world_user *us = &w->user[u];
         for (int j = 0; j < WORLD_PROFILE; j++)
             us->profile[j] = (uint8_t)fn_rng_below(&r, world_profile_vocab[j]);
-        if (off + WORLD_N_HIST * WORLD_MAX_HIST > hist_cap) {
-            world_hist_item *grown = realloc(w->hist, 2 * hist_cap * sizeof *w->hist);
+        if (off + room > hist_cap) {
+            size_t cap = hist_cap + hist_cap / 2 + room;
+            world_hist_item *grown = realloc(w->hist, cap * sizeof *w->hist);
             if (!grown) goto out;
             w->hist = grown;
-            hist_cap *= 2;
+            hist_cap = cap;
         }
-        if (off > UINT32_MAX - WORLD_N_HIST * WORLD_MAX_HIST) goto out;  /* hist_off is 32-bit */
+        if (off > UINT32_MAX - room) {  /* hist_off is 32-bit */
+            rc = fn_fail(FN_EINVAL, "funnel datagen: more than 2^32 history items (%u users, behavior %u): "
+                         "fewer users or a smaller --behavior", p->users, p->behavior);
+            goto out;
+        }
         us->hist_off = (uint32_t)off;
-        build_histories(w, &r, &w->hist[off], us->hist_len);
+        build_histories(w, &r, &w->hist[off], us->hist_len, &sc);
         for (int h = 0; h < WORLD_N_HIST; h++) off += us->hist_len[h];
         us->click_bias = (float)(t121[us->profile[0]] + k->sd_user_click_own * fn_rng_normal(&r));
         us->cvr_bias = (float)(t122[us->profile[1]] + t124[us->profile[2]]);
@@ -380,7 +472,8 @@ out:
     free(wt); free(shop_w); free(brand_w); free(shop_cat); free(mix);
     free(g); free(gv); free(hb); free(hv); free(shop_q);
     alias_free(&shop_pick); alias_free(&brand_pick);
-    return rc == FN_OK ? FN_OK : fn_fail(rc, "funnel datagen: out of memory building the world");
+    for (int h = 0; h < WORLD_N_HIST; h++) { free(sc.mark[h]); free(sc.at[h]); }
+    return rc == FN_ENOMEM ? fn_fail(rc, "funnel datagen: out of memory building the world") : rc;
 }
 
 int world_new(world **out, const world_params *p)
@@ -394,6 +487,21 @@ int world_new(world **out, const world_params *p)
     w->k = world_default_consts;
     w->nodes = (p->categories + 3) / 4;
     w->inv_sqrt_dim = 1.0 / sqrt((double)p->dim);
+    const uint32_t vocab[WORLD_N_HIST] = {p->categories, p->shops, p->brands, w->nodes};
+    for (int h = 0; h < WORLD_N_HIST; h++) {
+        uint32_t mx = WORLD_MAX_HIST;
+        if (p->behavior) {
+            w->hist_mean[h] = p->behavior * world_behavior_share[h] / 859.0;
+            mx = (uint32_t)floor(1.5 * w->hist_mean[h] + 0.5);  /* behavior_length's largest */
+            if (mx < 1) mx = 1;
+        }
+        w->hist_max[h] = mx < vocab[h] ? mx : vocab[h];
+    }
+    if (p->behavior) {  /* the node list also holds the nodes of the category list */
+        uint32_t mx = w->hist_max[WORLD_H_CAT] > w->hist_max[WORLD_H_NODE] ? w->hist_max[WORLD_H_CAT]
+                                                                             : w->hist_max[WORLD_H_NODE];
+        w->hist_max[WORLD_H_NODE] = mx < w->nodes ? mx : w->nodes;
+    }
     int rc = build(w);
     if (rc) { world_destroy(&w); return rc; }
     *out = w;
@@ -421,19 +529,32 @@ static double dot(const float *x, const float *y, uint32_t n)
     return s;
 }
 
+uint32_t world_draw_user(const world *w, fn_rng *r) { return alias_draw(&w->user_pick, r); }
+
+int world_run_length(fn_rng *r, int k)
+{
+    int n = 1;
+    for (int i = 0; i < 2 * (k - 1); i++) n += fn_rng_uniform(r) < 0.5;
+    return n;
+}
+
 void world_draw_request(const world *w, fn_rng *r, int max_imps, world_req *q)
+{
+    uint32_t u = world_draw_user(w, r);
+    int n = 1;  /* 1 + Binomial(7, 3/7): mean 4 */
+    for (int i = 0; i < WORLD_REQ_TRIALS; i++) n += fn_rng_uniform(r) < 3.0 / 7.0;
+    if (n > max_imps) n = max_imps;
+    world_draw_request_of(w, r, u, n, q);
+}
+
+void world_draw_request_of(const world *w, fn_rng *r, uint32_t u, int n, world_req *q)
 {
     const world_params *p = &w->p;
     const world_consts *k = &w->k;
     const uint32_t dim = p->dim;
-    uint32_t u = alias_draw(&w->user_pick, r);
     const world_user *us = &w->user[u];
     const float *au = &w->ua[(size_t)u * dim], *bu = &w->ub[(size_t)u * dim];
     q->user = u;
-
-    int n = 1;  /* 1 + Binomial(7, 3/7): mean 4 */
-    for (int i = 0; i < WORLD_MAX_IMPS - 1; i++) n += fn_rng_uniform(r) < 3.0 / 7.0;
-    if (n > max_imps) n = max_imps;
 
     /* candidates by popularity, globally or (retrieval) within one of the
      * user's categories, distinct when the catalogue allows; shown
@@ -530,7 +651,7 @@ static double f_cvr(double a, const double *zv, const double *pctr, size_t n, co
     return s / sw;
 }
 
-int world_calibrate(world *w, size_t n_pilot, double ctr, double cvr, world_pilot *out)
+int world_calibrate(world *w, size_t n_pilot, double ctr, double cvr, int run_k, world_pilot *out)
 {
     double *zc = malloc(n_pilot * sizeof *zc), *zv = malloc(n_pilot * sizeof *zv);
     double *pc = malloc(n_pilot * sizeof *pc);
@@ -544,7 +665,13 @@ int world_calibrate(world *w, size_t n_pilot, double ctr, double cvr, world_pilo
     size_t n = 0;
     while (n < n_pilot) {
         int room = n_pilot - n < WORLD_MAX_IMPS ? (int)(n_pilot - n) : WORLD_MAX_IMPS;
-        world_draw_request(w, &r, room, &q);
+        if (run_k >= 1) {
+            uint32_t u = world_draw_user(w, &r);
+            int len = world_run_length(&r, run_k);
+            world_draw_request_of(w, &r, u, len < room ? len : room, &q);
+        } else {
+            world_draw_request(w, &r, room, &q);
+        }
         for (int i = 0; i < q.n; i++, n++) { zc[n] = q.imp[i].zc; zv[n] = q.imp[i].zv; }
     }
     w->alpha_c = bisect(f_ctr, zc, NULL, n, w, ctr);

@@ -10,8 +10,9 @@
  * header comment of common/datagen.c; every constant it names lives in
  * world_consts, and world.json records them.
  *
- * Memory is O(users + ads + categories + shops + brands); nothing here is
- * ever O(impressions).  Everything is a pure function of the parameters and
+ * Memory is O(users + ads + categories + shops + brands + history items):
+ * 8 bytes per history item, ~26 items per user by default and ~860 with
+ * behavior 859 (~7 KB per user); nothing here is ever O(impressions).  Everything is a pure function of the parameters and
  * of the RNG streams the caller passes in, so the same seed gives the same
  * world on every run.  Only datagen.c uses this module. */
 #ifndef FN_WORLD_H
@@ -22,9 +23,12 @@
 
 #include "hash.h"
 
-#define WORLD_MAX_IMPS   8    /* impressions per request */
+#define WORLD_MAX_IMPS   64   /* impressions per request */
+#define WORLD_REQ_TRIALS 7    /* default request: 1 + Binomial(7, 3/7) impressions */
+#define WORLD_MAX_RUN    32   /* largest mean run length K (world_run_length) */
 #define WORLD_CAND_MULT  3    /* candidates drawn per shown slot */
-#define WORLD_MAX_HIST   10   /* items per history list */
+#define WORLD_MAX_HIST   10   /* items per history list by default (behavior 0) */
+#define WORLD_MAX_BEHAVIOR 20000  /* largest behavior: lists stay < 2^16 items */
 #define WORLD_MAX_COUNT  50   /* interaction count cap; weight = log(1+count) */
 #define WORLD_PROFILE    8    /* profile fields 121,122,124,125,126,127,128,129 */
 #define WORLD_POSITIONS  5    /* field 301 */
@@ -35,6 +39,11 @@ enum { WORLD_H_CAT, WORLD_H_SHOP, WORLD_H_BRAND, WORLD_H_NODE, WORLD_N_HIST };
 /* Vocabulary of each profile field, indexed like world_user.profile. */
 extern const uint32_t world_profile_vocab[WORLD_PROFILE];
 
+/* Ali-CCP's mean history lengths per common line (109_14, 110_14, 127_14,
+ * 150_14), summing to 859: with behavior N, list h has mean length
+ * N · world_behavior_share[h] / 859. */
+extern const double world_behavior_share[WORLD_N_HIST];
+
 /* What the user chooses on the command line. */
 typedef struct {
     uint64_t seed;
@@ -44,6 +53,7 @@ typedef struct {
     double zipf;           /* ad popularity exponent */
     double user_zipf;      /* user activity exponent */
     uint32_t users, ads, categories, shops, brands, dim;
+    uint32_t behavior;     /* 0: light histories (3..10 items a list); N > 0: ~N items a user */
 } world_params;
 
 /* The fixed constants of the model (see datagen.c).  Mixing weights are
@@ -74,7 +84,7 @@ typedef struct { uint32_t id, count; } world_hist_item;
 
 typedef struct {
     uint32_t hist_off;                /* into world.hist; lists follow each other */
-    uint8_t hist_len[WORLD_N_HIST];
+    uint16_t hist_len[WORLD_N_HIST];
     uint8_t profile[WORLD_PROFILE];   /* local ids, < world_profile_vocab[j] */
     float click_bias, cvr_bias;       /* logit terms */
 } world_user;
@@ -104,6 +114,12 @@ typedef struct {
     double *cat_cum;                  /* [ads], cumulative popularity within category */
 
     double inv_sqrt_dim;
+
+    /* histories: longest possible list, and what building them realised */
+    uint32_t hist_max[WORLD_N_HIST];
+    double hist_mean[WORLD_N_HIST];   /* target mean length (behavior > 0), else 0 */
+    uint64_t hist_items[WORLD_N_HIST];    /* items over all users */
+    uint64_t hist_fallback[WORLD_N_HIST]; /* of which drawn by the fallback (behavior > 0) */
 } world;
 
 /* One impression of a request, in shown order (slot i has position min(i, 4)). */
@@ -130,8 +146,22 @@ int world_new(world **out, const world_params *p);
 void world_destroy(world **w);
 
 /* Draws one request of at most max_imps (1..WORLD_MAX_IMPS) impressions
- * from r, including labels, with the current alpha_c / alpha_v. */
+ * from r, including labels, with the current alpha_c / alpha_v: a user by
+ * activity, 1 + Binomial(7, 3/7) impressions (cut to max_imps), then as
+ * world_draw_request_of. */
 void world_draw_request(const world *w, fn_rng *r, int max_imps, world_req *q);
+
+/* A user by activity. */
+uint32_t world_draw_user(const world *w, fn_rng *r);
+
+/* Draws one request of user u with exactly n (1..WORLD_MAX_IMPS)
+ * impressions: candidates, ranking, labels. */
+void world_draw_request_of(const world *w, fn_rng *r, uint32_t u, int n, world_req *q);
+
+/* The length of a run of about k (1..WORLD_MAX_RUN) impressions:
+ * 1 + Binomial(2(k-1), 1/2), so mean k and range 1..2k-1; 1 for k = 1
+ * (without drawing). */
+int world_run_length(fn_rng *r, int k);
 
 /* What the calibration pilot realised with the fitted intercepts. */
 typedef struct { double mean_pctr, cvr_clicked, mean_pcvr; } world_pilot;
@@ -139,8 +169,11 @@ typedef struct { double mean_pctr, cvr_clicked, mean_pcvr; } world_pilot;
 /* Sets alpha_c, then alpha_v, by bisection on a pilot of n_pilot (>= 1)
  * impressions drawn from their own stream of the seed, so that the mean
  * pCTR is ctr and Σ pCTR·pCVR / Σ pCTR (the CVR among clicks) is cvr.
- * Warns if a target is out of reach.  Returns FN_OK or FN_ENOMEM. */
-int world_calibrate(world *w, size_t n_pilot, double ctr, double cvr, world_pilot *out);
+ * The pilot's requests are shaped like the splits': run_k = 0 draws them
+ * with world_draw_request, run_k >= 1 as a user by activity and a request
+ * of world_run_length(run_k) impressions.  Warns if a target is out of
+ * reach.  Returns FN_OK or FN_ENOMEM. */
+int world_calibrate(world *w, size_t n_pilot, double ctr, double cvr, int run_k, world_pilot *out);
 
 /* The history list h of user u (length in *n). */
 const world_hist_item *world_hist(const world *w, uint32_t u, int h, int *n);
