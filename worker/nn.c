@@ -2,6 +2,8 @@
 #include "nn.h"
 
 #include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -31,6 +33,32 @@ int nn_blas_threads_to_towers(long n)
     if (n > 64) n = 64;
     if (n > 1) openblas_set_num_threads(1);
     return (int)n;
+}
+
+const char *nn_blas_describe(char *buf, size_t cap)
+{
+    /* the vector extensions that decide which kernels can run */
+    static const char *const want[] = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", NULL};
+    char have[160] = "";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5)) continue;
+        for (int i = 0; want[i]; i++) {
+            size_t n = strlen(want[i]);
+            for (const char *p = strstr(line, want[i]); p; p = strstr(p + 1, want[i]))
+                if ((p[-1] == ' ' || p[-1] == '\t') && (p[n] == ' ' || p[n] == '\n' || !p[n])) {
+                    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", *have ? " " : "", want[i]);
+                    break;
+                }
+        }
+        break;
+    }
+    if (f) fclose(f);
+    const char *pin = getenv("OPENBLAS_CORETYPE");
+    snprintf(buf, cap, "OpenBLAS core %s%s%s%s, %d thread(s); CPU: %s", openblas_get_corename(), pin ? " (pinned by OPENBLAS_CORETYPE=" : "",
+             pin ? pin : "", pin ? ")" : "", openblas_get_num_threads(), *have ? have : "none of avx2/avx512");
+    return buf;
 }
 
 void nn_relu_forward(float *x, long n)

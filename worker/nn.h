@@ -6,6 +6,8 @@
 #ifndef FN_NN_H
 #define FN_NN_H
 
+#include <stddef.h>
+
 /* out[B,O] = in[B,I] · W[O,I]ᵀ + b[O] */
 void nn_dense_forward(float *out, const float *in, const float *W, const float *b, int B, int Ni, int No);
 
@@ -18,6 +20,9 @@ void nn_dense_backward(float *din, float *dW, float *db, const float *dout, cons
  * OpenBLAS is set to run every call on its calling thread: the towers'
  * threads (worker/par.h) split the rows instead. */
 int nn_blas_threads_to_towers(long n);
+/* One line for the log: the OpenBLAS core in use (and whether
+ * OPENBLAS_CORETYPE pins it) and the CPU's vector extensions. */
+const char *nn_blas_describe(char *buf, size_t cap);
 
 /* x[n] = max(x, 0) in place */
 void nn_relu_forward(float *x, long n);

@@ -541,6 +541,8 @@ int train_worker(const train_conf *c, MPI_Comm comm, int n_servers, char *const 
     if (t.rank == 0) {
         log_info("model %s: %d fields x %ld dims, %d table(s), %ld dense parameters, %d worker(s) x %d examples per step",
                  c->model, t.schema.n, c->dim, t.m.n_tables, t.m.n_params, t.size, t.bw);
+        char blas[320];
+        log_info("towers: %s", nn_blas_describe(blas, sizeof blas));
         log_info("training data: %s, loaded in %.1f s", dataset_describe(train_ds), now_s() - t_load);
         if (c->test) log_info("test data: %s", dataset_describe(t.test_ds));
         snprintf(t.path, sizeof t.path, "%s/metrics.jsonl", c->out);
