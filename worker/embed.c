@@ -9,7 +9,7 @@
 #include "hash.h"
 #include "par.h"
 
-#define KMAP_MAX (8u << 20) /* dictionary keys a kid map covers (8 bytes each) */
+#define KMAP_MAX (4u << 20) /* dictionary keys a kid map covers (8 bytes each: at most 32 MB a table) */
 
 int embed_init(embed_table *e, uint32_t table, int n_servers, int dim, int n_fields)
 {
