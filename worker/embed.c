@@ -346,8 +346,12 @@ static void pool_groups(void *arg, int j, int nt)
         memset(xg, 0, sizeof(float) * (size_t)F * (size_t)D);
         uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
         const uint32_t *gu = e->gentry_u + e->goff[g];
-        for (uint64_t k = a; k < z; k++)
-            axpy(xg + (size_t)ct->field[k] * D, e->rows + (size_t)gu[k - a] * D, ct->ent[k].val, D);
+        const uint64_t len = z - a;
+        const uint8_t *fl = ct->field + a;
+        const ctable_ent *en = ct->ent + a;
+        for (uint64_t k = 0; k < len; k++) {
+            axpy(xg + (size_t)fl[k] * D, e->rows + (size_t)gu[k] * D, en[k].val, D);
+        }
     }
 }
 
@@ -422,8 +426,12 @@ static void scatter(void *arg, int j, int nt)
         const float *dg = e->gx + (size_t)g * W;
         uint64_t a = ct->off[e->gset[g]], z = ct->off[e->gset[g] + 1];
         const uint32_t *gu = e->gentry_u + e->goff[g];
-        for (uint64_t k = a; k < z; k++)
-            axpy(G + (size_t)gu[k - a] * D, dg + (size_t)ct->field[k] * D, ct->ent[k].val * sc, D);
+        const uint64_t len = z - a;
+        const uint8_t *fl = ct->field + a;
+        const ctable_ent *en = ct->ent + a;
+        for (uint64_t k = 0; k < len; k++) {
+            axpy(G + (size_t)gu[k] * D, dg + (size_t)fl[k] * D, en[k].val * sc, D);
+        }
     }
 }
 
